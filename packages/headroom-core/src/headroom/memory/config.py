@@ -1,0 +1,144 @@
+"""Configuration of the memory engine: one dataclass and the backend enums."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_DB_PATH",
+    "EmbedderBackend",
+    "MemoryConfig",
+    "StoreBackend",
+    "TextBackend",
+    "VectorBackend",
+]
+
+DEFAULT_DB_PATH = Path("headroom_memory.db")
+
+
+class StoreBackend(str, Enum):
+    """Where memories are stored (the single source of truth)."""
+
+    SQLITE = "sqlite"
+
+
+class VectorBackend(str, Enum):
+    """The derived vector index.
+
+    AUTO: FAISS, exact (flat inner product) while the index is small, HNSW once it holds more than
+    ``hnsw_min_entries`` vectors. FLAT / HNSW force one FAISS index type. NONE disables semantic
+    search (text search only). SQLITE_VEC is accepted for compatibility but not shipped: selecting it
+    raises a ConfigurationError when the memory is opened.
+    """
+
+    AUTO = "auto"
+    FLAT = "flat"
+    HNSW = "hnsw"
+    SQLITE_VEC = "sqlite_vec"
+    NONE = "none"
+
+
+class TextBackend(str, Enum):
+    """The derived full-text index."""
+
+    FTS5 = "fts5"
+    NONE = "none"
+
+
+class EmbedderBackend(str, Enum):
+    """How text becomes vectors."""
+
+    LOCAL = "local"  # sentence-transformers, packaged all-MiniLM-L6-v2 weights, offline
+    ONNX = "onnx"  # onnxruntime + tokenizers, no torch at query time
+    OPENAI = "openai"  # OpenAI-compatible /v1/embeddings over HTTP
+    OLLAMA = "ollama"  # Ollama /api/embed over HTTP
+    EXTERNAL = "external"  # a provider registered under the "headroom.memory_vector" entry point
+
+
+@dataclass
+class MemoryConfig:
+    """Everything that configures a :class:`~headroom.memory.HierarchicalMemory`.
+
+    Strings are accepted for the enum fields (``embedder_backend="onnx"``) and for ``db_path``.
+    """
+
+    store_backend: StoreBackend = StoreBackend.SQLITE
+    db_path: Path | str = DEFAULT_DB_PATH
+
+    vector_backend: VectorBackend = VectorBackend.AUTO
+    vector_dimension: int = 384
+    vector_cache_size_kb: int = 65536
+    """SQLite page cache for the store, in KiB (``PRAGMA cache_size``)."""
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 200
+    hnsw_ef_search: int = 64
+    hnsw_min_entries: int = 200_000
+    """AUTO switches from the exact flat index to HNSW above this many vectors (see benchmarks/)."""
+    hnsw_max_entries: int | None = None
+    """Optional cap on stored vectors; adding beyond it raises a ConfigurationError."""
+
+    text_backend: TextBackend = TextBackend.FTS5
+
+    embedder_backend: EmbedderBackend = EmbedderBackend.LOCAL
+    embedder_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    embedder_threads: int | None = 1
+    """torch / onnxruntime intra-op threads. 1 is the measured sane default on small machines."""
+    embedder_batch_size: int = 32
+    embedder_entry_point: str | None = None
+    """Name of the ``headroom.memory_vector`` entry point for EmbedderBackend.EXTERNAL."""
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    ollama_base_url: str = "http://localhost:11434"
+    http_timeout: float = 30.0
+
+    cache_enabled: bool = True
+    cache_max_size: int = 1000
+
+    auto_bubble: bool = False
+    bubble_threshold: float = 0.75
+
+    # Ranking (see HierarchicalMemory.search for how they combine).
+    search_mode: str = "hybrid"
+    """Default search mode: "hybrid" (dense + bm25 fused), "semantic" or "text"."""
+    hybrid_text_weight: float = 1.0
+    hybrid_vector_weight: float = 0.5
+    hybrid_candidates: int = 100
+    rrf_k: int = 60
+    importance_weight: float = 0.0
+    recency_half_life_days: float | None = None
+
+    busy_timeout_ms: int = 10_000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.db_path = Path(self.db_path)
+        try:
+            self.store_backend = StoreBackend(self.store_backend)
+            self.vector_backend = VectorBackend(self.vector_backend)
+            self.text_backend = TextBackend(self.text_backend)
+            self.embedder_backend = EmbedderBackend(self.embedder_backend)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        if self.vector_dimension <= 0:
+            raise ConfigurationError("vector_dimension must be positive")
+        if not 0.0 <= self.bubble_threshold <= 1.0:
+            raise ConfigurationError("bubble_threshold must be within 0..1")
+        if self.cache_max_size < 0:
+            raise ConfigurationError("cache_max_size must be >= 0")
+        if self.search_mode not in ("hybrid", "semantic", "text"):
+            raise ConfigurationError("search_mode must be 'hybrid', 'semantic' or 'text'")
+        if self.embedder_threads is not None and self.embedder_threads < 1:
+            raise ConfigurationError("embedder_threads must be >= 1 or None")
+
+    def with_overrides(self, **overrides: Any) -> MemoryConfig:
+        """A copy with the given fields replaced (None values are ignored)."""
+        known = {f.name for f in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ConfigurationError(f"unknown MemoryConfig fields: {sorted(unknown)}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
