@@ -1,0 +1,51 @@
+"""Headroom's memory engine: hierarchical scopes, temporal versions, hybrid search."""
+
+from __future__ import annotations
+
+from .config import EmbedderBackend, MemoryConfig, StoreBackend, TextBackend, VectorBackend
+from .core import HierarchicalMemory, SyncHierarchicalMemory
+from .easy import Memory
+from .errors import (
+    AccessDeniedError,
+    ClosedError,
+    ConfigurationError,
+    DimensionMismatchError,
+    EmbeddingError,
+    HeadroomError,
+    MemoryNotFoundError,
+    MissingDependencyError,
+    StorageError,
+    SupersededError,
+    ValidationError,
+)
+from .models import Memory as MemoryRecord
+from .models import MemoryCategory, ScopeLevel, SearchResult
+from .ports import MemoryFilter, VectorFilter
+
+__all__ = [
+    "AccessDeniedError",
+    "ClosedError",
+    "ConfigurationError",
+    "DimensionMismatchError",
+    "EmbedderBackend",
+    "EmbeddingError",
+    "HeadroomError",
+    "HierarchicalMemory",
+    "Memory",
+    "MemoryCategory",
+    "MemoryConfig",
+    "MemoryFilter",
+    "MemoryNotFoundError",
+    "MemoryRecord",
+    "MissingDependencyError",
+    "ScopeLevel",
+    "SearchResult",
+    "StorageError",
+    "StoreBackend",
+    "SupersededError",
+    "SyncHierarchicalMemory",
+    "TextBackend",
+    "ValidationError",
+    "VectorBackend",
+    "VectorFilter",
+]

@@ -1,0 +1,421 @@
+"""SQLModelMemoryStore: memories, embeddings and a change sequence in one SQLite file.
+
+The store is the single source of truth. Every write transaction bumps ``headroom_meta.seq`` and
+stamps the rows it touched with it (``change_seq``); deletions are logged in ``memory_deletions``.
+Derived indexes (FAISS, caches) in this or another process compare sequence numbers to catch up.
+Writes take SQLite's write lock up front (``BEGIN IMMEDIATE``) so concurrent writers in several
+processes queue on ``busy_timeout`` instead of failing on a lock upgrade.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
+
+from ..errors import (
+    ConfigurationError,
+    DimensionMismatchError,
+    MemoryNotFoundError,
+    StorageError,
+)
+from ..models import Memory, ScopeLevel
+from ..ports import FloatArray, MemoryFilter, StoreChanges
+from .sql_filters import filter_clause, order_clause
+from .sqlmodel_tables import (
+    DeletionRow,
+    MemoryRow,
+    MetaRow,
+    bytes_to_vectors,
+    memory_to_values,
+    row_to_memory,
+    table_metadata,
+    vector_to_bytes,
+)
+
+__all__ = ["SCHEMA_VERSION", "SQLModelMemoryStore", "default_search_text"]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+P = ParamSpec("P")
+R = TypeVar("R")
+T = MemoryRow.__table__.c  # type: ignore[attr-defined]
+M = MetaRow.__table__  # type: ignore[attr-defined]
+D = DeletionRow.__table__  # type: ignore[attr-defined]
+
+
+def default_search_text(memory: Memory) -> str:
+    """The text the full-text index sees: content, entity references and the memory's date."""
+    parts = [memory.content]
+    if memory.entity_refs:
+        parts.append(" ".join(memory.entity_refs))
+    when = memory.valid_from
+    parts.append(f"{when.day} {when.strftime('%B')} {when.year}")
+    return "\n".join(parts)
+
+
+def _translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (OperationalError, DatabaseError, sqlite3.Error) as exc:
+            raise StorageError(f"memory store error in {fn.__name__}: {exc}") from exc
+
+    return wrapper
+
+
+class SQLModelMemoryStore:
+    """The SQLite store (WAL, busy timeout, one file at ``db_path``)."""
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        busy_timeout_ms: int = 10_000,
+        cache_size_kb: int = 65_536,
+        search_text: Callable[[Memory], str] = default_search_text,
+        on_create: Sequence[Callable[[Connection], None]] = (),
+    ) -> None:
+        self.db_path = Path(db_path)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._cache_size_kb = cache_size_kb
+        self._search_text = search_text
+        self._on_create = list(on_create)
+        self._dimension = 0
+        self._engine: Engine | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise StorageError("the store is not open")
+        return self._engine
+
+    @_translate_errors
+    def open(self, *, embedder_model: str, dimension: int) -> None:
+        if self.db_path.parent and not self.db_path.parent.exists():
+            raise ConfigurationError(f"directory of db_path does not exist: {self.db_path.parent}")
+        engine = create_engine(
+            f"sqlite:///{self.db_path}",
+            connect_args={"check_same_thread": False, "timeout": self._busy_timeout_ms / 1000},
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA cache_size=-{int(self._cache_size_kb)}")
+            cur.execute("PRAGMA temp_store=MEMORY")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("headroom_write") else "BEGIN")
+
+        self._engine = engine
+        self._dimension = dimension
+        with self._write() as conn:
+            table_metadata.create_all(conn)
+            for hook in self._on_create:
+                hook(conn)
+            meta = {row.key: row.value for row in conn.execute(select(M))}
+            if not meta:
+                conn.execute(
+                    insert(M),
+                    [
+                        {"key": "schema_version", "value": SCHEMA_VERSION},
+                        {"key": "seq", "value": "0"},
+                        {"key": "embedder_model", "value": embedder_model},
+                        {"key": "dimension", "value": str(dimension)},
+                    ],
+                )
+                return
+        stored_dim = int(meta.get("dimension", dimension))
+        stored_model = meta.get("embedder_model", embedder_model)
+        if stored_dim != dimension:
+            raise DimensionMismatchError(
+                f"the database {self.db_path} holds {stored_dim}-dimensional vectors "
+                f"(model {stored_model!r}) but the configured embedder produces {dimension} "
+                "dimensions; use the same embedder, or a new database"
+            )
+        if _model_key(stored_model) != _model_key(embedder_model):
+            raise DimensionMismatchError(
+                f"the database {self.db_path} was embedded with {stored_model!r} but the configured "
+                f"embedder is {embedder_model!r}; vectors of different models are not comparable"
+            )
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- transactions --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.info["headroom_write"] = True
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop("headroom_write", None)
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def _bump_seq(self, conn: Connection) -> int:
+        value = conn.execute(
+            text(
+                "UPDATE headroom_meta SET value = CAST(value AS INTEGER) + 1 "
+                "WHERE key = 'seq' RETURNING value"
+            )
+        ).scalar_one()
+        return int(value)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def _vector_blob(self, vector: FloatArray | None) -> bytes | None:
+        if vector is None:
+            return None
+        if vector.shape[-1] != self._dimension:
+            raise DimensionMismatchError(
+                f"vector of dimension {vector.shape[-1]} for a store of dimension {self._dimension}"
+            )
+        return vector_to_bytes(vector)
+
+    @_translate_errors
+    def insert(self, memories: Sequence[Memory], vectors: FloatArray | None) -> list[int]:
+        if not memories:
+            return []
+        with self._write() as conn:
+            seq = self._bump_seq(conn)
+            rows = []
+            for i, memory in enumerate(memories):
+                values = memory_to_values(memory, self._search_text(memory))
+                values["embedding"] = self._vector_blob(vectors[i] if vectors is not None else None)
+                values["change_seq"] = seq
+                rows.append(values)
+            try:
+                result = conn.execute(
+                    insert(MemoryRow.__table__).returning(T.pk, sort_by_parameter_order=True),  # type: ignore[attr-defined]
+                    rows,
+                )
+            except IntegrityError as exc:
+                raise StorageError(f"duplicate memory id: {exc.orig}") from exc
+            return [int(r[0]) for r in result]
+
+    @_translate_errors
+    def update(self, memory: Memory, vector: FloatArray | None) -> None:
+        values = memory_to_values(memory, self._search_text(memory))
+        if vector is not None:
+            values["embedding"] = self._vector_blob(vector)
+        with self._write() as conn:
+            values["change_seq"] = self._bump_seq(conn)
+            result = conn.execute(update(MemoryRow.__table__).where(T.id == memory.id).values(**values))  # type: ignore[attr-defined]
+            if result.rowcount == 0:
+                raise MemoryNotFoundError(f"no memory with id {memory.id!r}")
+
+    @_translate_errors
+    def supersede(self, old: Memory, new: Memory, vector: FloatArray | None) -> None:
+        """Close ``old`` and insert ``new`` atomically; fails if ``old`` was superseded meanwhile."""
+        from ..errors import SupersededError
+
+        with self._write() as conn:
+            seq = self._bump_seq(conn)
+            closed = conn.execute(
+                update(MemoryRow.__table__)  # type: ignore[attr-defined]
+                .where(T.id == old.id, T.superseded_by.is_(None))
+                .values(
+                    valid_until=old.valid_until,
+                    superseded_by=old.superseded_by,
+                    updated_at=old.updated_at,
+                    change_seq=seq,
+                )
+            )
+            if closed.rowcount == 0:
+                raise SupersededError(f"memory {old.id!r} is already superseded (or was deleted)")
+            values = memory_to_values(new, self._search_text(new))
+            values["embedding"] = self._vector_blob(vector)
+            values["change_seq"] = seq
+            conn.execute(insert(MemoryRow.__table__), [values])  # type: ignore[attr-defined]
+
+    @_translate_errors
+    def delete(self, memory_ids: Sequence[str]) -> int:
+        if not memory_ids:
+            return 0
+        with self._write() as conn:
+            pks = [int(r[0]) for r in conn.execute(select(T.pk).where(T.id.in_(list(memory_ids))))]
+            if not pks:
+                return 0
+            return self._delete_pks(conn, pks)
+
+    @_translate_errors
+    def delete_matching(self, f: MemoryFilter) -> int:
+        with self._write() as conn:
+            pks = [int(r[0]) for r in conn.execute(select(T.pk).where(filter_clause(f)))]
+            return self._delete_pks(conn, pks) if pks else 0
+
+    def _delete_pks(self, conn: Connection, pks: list[int]) -> int:
+        seq = self._bump_seq(conn)
+        deleted = 0
+        for start in range(0, len(pks), 500):
+            chunk = pks[start : start + 500]
+            deleted += conn.execute(delete(MemoryRow.__table__).where(T.pk.in_(chunk))).rowcount  # type: ignore[attr-defined]
+            conn.execute(insert(D), [{"seq": seq, "pk": pk} for pk in chunk])
+        return deleted
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    _MEMORY_COLUMNS = (
+        T.pk, T.id, T.user_id, T.session_id, T.agent_id, T.turn_id, T.scope_level, T.category,
+        T.importance, T.content, T.entity_refs, T.metadata_json, T.created_at, T.updated_at,
+        T.valid_from, T.valid_until, T.supersedes, T.superseded_by, T.promoted_from,
+    )  # fmt: skip
+
+    @_translate_errors
+    def get(self, memory_id: str) -> Memory | None:
+        with self._read() as conn:
+            row = conn.execute(select(*self._MEMORY_COLUMNS).where(T.id == memory_id)).first()
+        return row_to_memory(row) if row is not None else None
+
+    @_translate_errors
+    def get_by_pks(self, pks: Sequence[int]) -> dict[int, Memory]:
+        out: dict[int, Memory] = {}
+        with self._read() as conn:
+            for start in range(0, len(pks), 500):
+                chunk = [int(p) for p in pks[start : start + 500]]
+                for row in conn.execute(select(*self._MEMORY_COLUMNS).where(T.pk.in_(chunk))):
+                    out[int(row.pk)] = row_to_memory(row)
+        return out
+
+    @_translate_errors
+    def get_vectors(self, pks: Sequence[int]) -> dict[int, FloatArray]:
+        out: dict[int, FloatArray] = {}
+        with self._read() as conn:
+            for start in range(0, len(pks), 500):
+                chunk = [int(p) for p in pks[start : start + 500]]
+                rows = conn.execute(
+                    select(T.pk, T.embedding).where(T.pk.in_(chunk), T.embedding.is_not(None))
+                ).all()
+                vecs = bytes_to_vectors([r.embedding for r in rows], self._dimension)
+                out.update({int(r.pk): vecs[i] for i, r in enumerate(rows)})
+        return out
+
+    @_translate_errors
+    def query(self, f: MemoryFilter) -> list[Memory]:
+        stmt = select(*self._MEMORY_COLUMNS).where(filter_clause(f)).order_by(*order_clause(f.order_by))
+        if f.limit is not None:
+            stmt = stmt.limit(f.limit)
+        if f.offset:
+            stmt = stmt.offset(f.offset)
+        with self._read() as conn:
+            return [row_to_memory(r) for r in conn.execute(stmt)]
+
+    @_translate_errors
+    def count(self, f: MemoryFilter) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).where(filter_clause(f))).scalar_one())
+
+    @_translate_errors
+    def matching_pks(self, f: MemoryFilter) -> npt.NDArray[np.int64]:
+        with self._read() as conn:
+            pks = conn.execute(select(T.pk).where(filter_clause(f))).scalars().all()
+        return np.asarray(pks, dtype=np.int64)
+
+    @_translate_errors
+    def current_seq(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select(M.c.value).where(M.c.key == "seq")).scalar_one())
+
+    @_translate_errors
+    def changes_since(self, seq: int) -> StoreChanges:
+        with self._read() as conn:
+            now = int(conn.execute(select(M.c.value).where(M.c.key == "seq")).scalar_one())
+            if now == seq:
+                return StoreChanges(seq=now)
+            rows = conn.execute(
+                select(T.pk, T.embedding).where(T.change_seq > seq, T.embedding.is_not(None))
+            ).all()
+            removed = conn.execute(select(D.c.pk).where(D.c.seq > seq)).scalars().all()
+        return StoreChanges(
+            upserted_ids=[int(r.pk) for r in rows],
+            upserted_vectors=bytes_to_vectors([r.embedding for r in rows], self._dimension),
+            removed_ids=[int(p) for p in removed],
+            seq=now,
+        )
+
+    @_translate_errors
+    def snapshot_vectors(self) -> tuple[int, list[int], FloatArray]:
+        """Every stored vector and the sequence number they are consistent with (one read)."""
+        with self._read() as conn:
+            now = int(conn.execute(select(M.c.value).where(M.c.key == "seq")).scalar_one())
+            rows = conn.execute(select(T.pk, T.embedding).where(T.embedding.is_not(None))).all()
+        return now, [int(r.pk) for r in rows], bytes_to_vectors([r.embedding for r in rows], self._dimension)
+
+    def iter_vectors(self, batch_size: int = 10_000) -> Iterator[tuple[list[int], FloatArray]]:
+        _, pks, vecs = self.snapshot_vectors()
+        for start in range(0, len(pks), batch_size):
+            yield pks[start : start + batch_size], vecs[start : start + batch_size]
+
+    @_translate_errors
+    def vector_count(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).where(T.embedding.is_not(None))).scalar_one())
+
+    @_translate_errors
+    def stats(self, user_id: str | None = None) -> dict[str, Any]:
+        base = MemoryFilter(user_id=user_id, include_superseded=True)
+        where = filter_clause(base)
+        with self._read() as conn:
+            superseded = conn.execute(
+                select(func.count()).where(where, T.superseded_by.is_not(None))
+            ).scalar_one()
+            current = MemoryFilter(user_id=user_id)
+            cats = conn.execute(
+                select(T.category, func.count()).where(filter_clause(current)).group_by(T.category)
+            ).all()
+            scopes = conn.execute(
+                select(T.scope_level, func.count()).where(filter_clause(current)).group_by(T.scope_level)
+            ).all()
+            users = conn.execute(select(func.count(func.distinct(T.user_id))).where(where)).scalar_one()
+        categories = {str(c): int(n) for c, n in cats}
+        scope_levels = {s.value: 0 for s in ScopeLevel}
+        scope_levels.update({str(s): int(n) for s, n in scopes})
+        size = sum(
+            p.stat().st_size
+            for p in (self.db_path, Path(f"{self.db_path}-wal"))
+            if p.exists()
+        )
+        return {
+            "total": sum(categories.values()),
+            "superseded": int(superseded),
+            "versions": sum(categories.values()) + int(superseded),
+            "categories": categories,
+            "scope_levels": scope_levels,
+            "users": int(users),
+            "db_size_bytes": size,
+        }
+
+
+def _model_key(name: str) -> str:
+    return name.strip().lower().removeprefix("sentence-transformers/")

@@ -1,0 +1,475 @@
+"""MemoryEngine: the synchronous implementation behind HierarchicalMemory.
+
+It runs on one worker thread (see :mod:`headroom.memory.core`); it is not thread-safe on its own.
+It keeps the derived indexes in step with the store: after every own write directly, and before
+every search by replaying the store's change log (writes by other processes), see ``sync_index``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from .config import MemoryConfig
+from .errors import AccessDeniedError, MemoryNotFoundError, SupersededError, ValidationError
+from .models import Memory, MemoryCategory, ScopeLevel, SearchResult, utcnow
+from .ports import Embedder, FloatArray, MemoryCache, MemoryFilter, TextIndex, VectorFilter, VectorIndex
+from .ranking import apply_boosts, fuse_rankings
+from .validation import (
+    check_content,
+    check_entity_refs,
+    check_id,
+    check_importance,
+    check_metadata,
+    check_optional_id,
+    check_timestamp,
+    derive_scope,
+)
+
+__all__ = ["MemoryEngine"]
+
+logger = logging.getLogger(__name__)
+
+_ADD_KEYS = frozenset(
+    {"content", "user_id", "session_id", "agent_id", "turn_id", "category", "importance",
+     "entity_refs", "metadata", "valid_from", "scope"}
+)  # fmt: skip
+
+
+class MemoryEngine:
+    def __init__(
+        self,
+        config: MemoryConfig,
+        store: Any,
+        embedder: Embedder,
+        vector_index: VectorIndex | None,
+        text_index: TextIndex | None,
+        cache: MemoryCache | None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.embedder = embedder
+        self.vector_index = vector_index
+        self.text_index = text_index
+        self.cache = cache
+        self._index_seq = -1
+        self._cache_seq = -1
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def open(self) -> None:
+        self.store.open(embedder_model=self.embedder.model_name, dimension=self.embedder.dimension)
+        if self.vector_index is not None:
+            self._load_or_rebuild_index()
+
+    def close(self) -> None:
+        try:
+            if self.vector_index is not None and self._index_seq >= 0:
+                self.sync_index()
+                self.vector_index.save(self._index_seq)
+        finally:
+            self.store.close()
+            self.embedder.close()
+
+    def _load_or_rebuild_index(self) -> None:
+        assert self.vector_index is not None
+        saved = self.vector_index.load()
+        store_seq = self.store.current_seq()
+        if saved is not None and saved <= store_seq:
+            self._index_seq = saved
+            self.sync_index()
+            if len(self.vector_index) == self.store.vector_count():
+                return
+            logger.warning("vector index disagrees with the store after catch-up; rebuilding")
+        elif saved is not None:
+            logger.warning("vector index is newer than the store (seq %s > %s); rebuilding", saved, store_seq)
+        self.rebuild_index()
+
+    def rebuild_index(self) -> int:
+        """Rebuild the vector index from the embeddings in the store; returns the vector count."""
+        if self.vector_index is None:
+            return 0
+        seq, pks, vectors = self.store.snapshot_vectors()
+        self.vector_index.clear()
+        if pks:
+            self.vector_index.upsert(pks, vectors)
+        self._index_seq = seq
+        self.vector_index.save(seq)
+        logger.info("rebuilt vector index: %d vectors at seq %d", len(pks), seq)
+        return len(pks)
+
+    def sync_index(self) -> None:
+        """Apply store changes made since the index was last in step (any process)."""
+        if self.vector_index is None:
+            return
+        changes = self.store.changes_since(self._index_seq)
+        if changes.seq == self._index_seq:
+            return
+        if changes.removed_ids:
+            self.vector_index.remove(changes.removed_ids)
+        if changes.upserted_ids and changes.upserted_vectors is not None:
+            self.vector_index.upsert(changes.upserted_ids, changes.upserted_vectors)
+        self._index_seq = changes.seq
+
+    def _after_write(self) -> None:
+        if self.cache is not None:
+            self.cache.invalidate()
+
+    def _embed(self, texts: Sequence[str]) -> FloatArray:
+        vectors = self.embedder.embed(list(texts))
+        return np.asarray(vectors, dtype=np.float32)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def build_memory(self, **kwargs: Any) -> Memory:
+        """Validate add() arguments and build the record (nothing is written)."""
+        unknown = set(kwargs) - _ADD_KEYS
+        if unknown:
+            raise ValidationError(f"unknown memory fields: {sorted(unknown)}")
+        user_id = check_id(kwargs.get("user_id"), "user_id")
+        session_id = check_optional_id(kwargs.get("session_id"), "session_id")
+        agent_id = check_optional_id(kwargs.get("agent_id"), "agent_id")
+        turn_id = check_optional_id(kwargs.get("turn_id"), "turn_id")
+        importance = check_importance(kwargs.get("importance", 0.5))
+        scope = derive_scope(kwargs.get("scope"), session_id, agent_id, turn_id)
+        promoted_from = None
+        if (
+            self.config.auto_bubble
+            and scope is not ScopeLevel.USER
+            and importance > self.config.bubble_threshold
+        ):
+            promoted_from, scope = scope, ScopeLevel.USER
+        now = utcnow()
+        return Memory(
+            id=str(uuid.uuid4()),
+            content=check_content(kwargs.get("content")),
+            user_id=user_id,
+            session_id=session_id,
+            agent_id=agent_id,
+            turn_id=turn_id,
+            scope_level=scope,
+            category=MemoryCategory.parse(kwargs.get("category")),
+            importance=importance,
+            entity_refs=check_entity_refs(kwargs.get("entity_refs")),
+            metadata=check_metadata(kwargs.get("metadata")),
+            created_at=now,
+            updated_at=now,
+            valid_from=check_timestamp(kwargs.get("valid_from"), "valid_from") or now,
+            promoted_from=promoted_from,
+        )
+
+    def add_batch(self, items: Sequence[Mapping[str, Any]]) -> list[Memory]:
+        if isinstance(items, Mapping | str) or not isinstance(items, Sequence):
+            raise ValidationError("add_batch expects a list of dicts with add()'s arguments")
+        memories = []
+        for i, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                raise ValidationError(f"add_batch item {i} is not a dict")
+            try:
+                memories.append(self.build_memory(**item))
+            except ValidationError as exc:
+                raise ValidationError(f"add_batch item {i}: {exc}") from exc
+        if not memories:
+            return []
+        vectors = self._embed([m.content for m in memories])
+        self._check_capacity(len(memories))
+        before = self._index_seq
+        pks = self.store.insert(memories, vectors)
+        self._index_new(pks, vectors, before)
+        self._after_write()
+        return [m.copy() for m in memories]
+
+    def _check_capacity(self, adding: int) -> None:
+        cap = self.config.hnsw_max_entries
+        if cap is not None and self.store.vector_count() + adding > cap:
+            from .errors import ConfigurationError
+
+            raise ConfigurationError(f"adding {adding} memories would exceed hnsw_max_entries={cap}")
+
+    def _index_new(self, pks: Sequence[int], vectors: FloatArray, seq_before: int) -> None:
+        if self.vector_index is None:
+            return
+        self.vector_index.upsert(list(pks), vectors)
+        # Our write bumped seq by exactly one if nobody else wrote; otherwise catch up on search.
+        if self.store.current_seq() == seq_before + 1:
+            self._index_seq = seq_before + 1
+
+    def get(self, memory_id: str, user_id: str | None = None) -> Memory | None:
+        check_id(memory_id, "memory_id")
+        memory = None
+        if self.cache is not None:
+            self._check_cache()
+            memory = self.cache.get("id:" + memory_id)
+        if memory is None:
+            memory = self.store.get(memory_id)
+            if memory is not None and self.cache is not None:
+                self.cache.put("id:" + memory_id, memory)
+        if memory is not None and user_id is not None and memory.user_id != user_id:
+            raise AccessDeniedError(f"memory {memory_id!r} belongs to another user")
+        return memory
+
+    def require(self, memory_id: str, user_id: str | None = None) -> Memory:
+        memory = self.get(memory_id, user_id)
+        if memory is None:
+            raise MemoryNotFoundError(f"no memory with id {memory_id!r}")
+        return memory
+
+    def update(
+        self,
+        memory_id: str,
+        *,
+        user_id: str | None = None,
+        content: str | None = None,
+        category: MemoryCategory | str | None = None,
+        importance: float | None = None,
+        entity_refs: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Memory:
+        memory = self.require(memory_id, user_id)
+        if not memory.is_current and content is not None:
+            raise SupersededError(f"memory {memory_id!r} is superseded; its content is history")
+        changes: dict[str, Any] = {"updated_at": utcnow()}
+        if content is not None:
+            changes["content"] = check_content(content)
+        if category is not None:
+            changes["category"] = MemoryCategory.parse(category)
+        if importance is not None:
+            changes["importance"] = check_importance(importance)
+        if entity_refs is not None:
+            changes["entity_refs"] = check_entity_refs(entity_refs)
+        if metadata is not None:
+            changes["metadata"] = check_metadata(metadata)
+        updated = replace(memory, **changes)
+        vector = None
+        if "content" in changes and changes["content"] != memory.content:
+            vector = self._embed([updated.content])[0]
+        self.store.update(updated, vector)
+        self.sync_index()
+        self._after_write()
+        return updated.copy()
+
+    def delete(self, memory_id: str, *, user_id: str | None = None, include_history: bool = False) -> bool:
+        memory = self.get(memory_id, user_id)
+        if memory is None:
+            return False
+        ids = [m.id for m in self.history(memory_id)] if include_history else [memory_id]
+        deleted = self.store.delete(ids)
+        self.sync_index()
+        self._after_write()
+        return deleted > 0
+
+    def supersede(
+        self,
+        old_memory_id: str,
+        new_content: str,
+        *,
+        user_id: str | None = None,
+        category: MemoryCategory | str | None = None,
+        importance: float | None = None,
+        entity_refs: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        valid_from: datetime | None = None,
+    ) -> Memory:
+        old = self.require(old_memory_id, user_id)
+        if not old.is_current:
+            raise SupersededError(
+                f"memory {old_memory_id!r} was already superseded by {old.superseded_by!r}; "
+                "supersede the current version"
+            )
+        now = utcnow()
+        when = check_timestamp(valid_from, "valid_from") or now
+        if when < old.valid_from:
+            raise ValidationError("valid_from of the new version is before the old version's")
+        new = replace(
+            old,
+            id=str(uuid.uuid4()),
+            content=check_content(new_content),
+            category=MemoryCategory.parse(category) if category is not None else old.category,
+            importance=check_importance(importance) if importance is not None else old.importance,
+            entity_refs=check_entity_refs(entity_refs) if entity_refs is not None else list(old.entity_refs),
+            metadata=check_metadata(metadata) if metadata is not None else dict(old.metadata),
+            created_at=now,
+            updated_at=now,
+            valid_from=when,
+            valid_until=None,
+            supersedes=old.id,
+            superseded_by=None,
+        )
+        closed = replace(old, valid_until=when, superseded_by=new.id, updated_at=now)
+        vector = self._embed([new.content])[0]
+        self.store.supersede(closed, new, vector)
+        self.sync_index()
+        self._after_write()
+        return new.copy()
+
+    def history(self, memory_id: str, user_id: str | None = None) -> list[Memory]:
+        """The whole supersession chain containing ``memory_id``, oldest first."""
+        start = self.require(memory_id, user_id)
+        chain = [start]
+        seen = {start.id}
+        cur = start
+        while cur.supersedes and cur.supersedes not in seen:
+            prev = self.store.get(cur.supersedes)
+            if prev is None:
+                break
+            chain.insert(0, prev)
+            seen.add(prev.id)
+            cur = prev
+        cur = start
+        while cur.superseded_by and cur.superseded_by not in seen:
+            nxt = self.store.get(cur.superseded_by)
+            if nxt is None:
+                break
+            chain.append(nxt)
+            seen.add(nxt.id)
+            cur = nxt
+        return chain
+
+    def clear_scope(
+        self,
+        user_id: str,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+    ) -> int:
+        """Delete the memories stored at the given scope and narrower (all versions)."""
+        check_id(user_id, "user_id")
+        levels = [ScopeLevel.USER, ScopeLevel.SESSION, ScopeLevel.AGENT, ScopeLevel.TURN]
+        narrowest = 0
+        for depth, value in ((1, session_id), (2, agent_id), (3, turn_id)):
+            if value is not None:
+                narrowest = depth
+        f = MemoryFilter(
+            user_id=user_id,
+            session_id=check_optional_id(session_id, "session_id"),
+            agent_id=check_optional_id(agent_id, "agent_id"),
+            turn_id=check_optional_id(turn_id, "turn_id"),
+            exact_scope=True,
+            scope_levels=levels[narrowest:] if narrowest else None,
+            include_superseded=True,
+        )
+        deleted = self.store.delete_matching(f)
+        self.sync_index()
+        self._after_write()
+        return int(deleted)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def _check_cache(self) -> None:
+        assert self.cache is not None
+        seq = self.store.current_seq()
+        if seq != self._cache_seq:
+            self.cache.invalidate()
+            self._cache_seq = seq
+
+    def query(self, f: MemoryFilter) -> list[Memory]:
+        if f.limit is not None and f.limit < 0:
+            raise ValidationError("limit must be >= 0")
+        return self.store.query(f)
+
+    def count(self, f: MemoryFilter) -> int:
+        return int(self.store.count(f))
+
+    def search(
+        self,
+        query: str,
+        f: MemoryFilter,
+        *,
+        top_k: int,
+        min_similarity: float,
+        mode: str,
+    ) -> list[SearchResult]:
+        if not isinstance(query, str):
+            raise ValidationError("query must be a string")
+        check_id(f.user_id, "user_id")
+        if top_k <= 0:
+            raise ValidationError("top_k must be positive")
+        if mode not in ("hybrid", "semantic", "text"):
+            raise ValidationError("mode must be 'hybrid', 'semantic' or 'text'")
+        if not query.strip():
+            return []
+        key = None
+        if self.cache is not None:
+            self._check_cache()
+            key = f"search:{mode}:{top_k}:{min_similarity}:{query}:{f!r}"
+            cached = self.cache.get(key)
+            if cached is not None:
+                return list(cached)
+        results = self._search_uncached(query, f, top_k=top_k, min_similarity=min_similarity, mode=mode)
+        if self.cache is not None and key is not None:
+            self.cache.put(key, results)
+        return results
+
+    def _search_uncached(
+        self, query: str, f: MemoryFilter, *, top_k: int, min_similarity: float, mode: str
+    ) -> list[SearchResult]:
+        cfg = self.config
+        if self.vector_index is None:
+            mode = "text"
+        if self.text_index is None:
+            mode = "semantic"
+        pool = top_k if mode == "semantic" else max(top_k, cfg.hybrid_candidates)
+        text_hits: list[tuple[int, float]] = []
+        vector_hits: list[tuple[int, float]] = []
+        qvec = None
+        if mode != "semantic":
+            assert self.text_index is not None
+            text_hits = self.text_index.search(query, pool if mode == "hybrid" else top_k, f)
+        if mode != "text":
+            assert self.vector_index is not None
+            self.sync_index()
+            allowed = self.store.matching_pks(f)
+            if len(allowed) == 0:
+                return []
+            qvec = self._embed([query])[0]
+            vector_hits = self.vector_index.search(qvec, pool, VectorFilter(allowed_ids=allowed))
+        if mode == "text":
+            top = text_hits[0][1] if text_hits else 1.0
+            ranked = [(pk, score, score / top if top > 0 else 0.0, i + 1, None)
+                      for i, (pk, score) in enumerate(text_hits)]  # fmt: skip
+        elif mode == "semantic":
+            ranked = [(pk, sim, sim, None, i + 1) for i, (pk, sim) in enumerate(vector_hits)]
+        else:
+            fused = fuse_rankings(
+                text_hits, vector_hits,
+                text_weight=cfg.hybrid_text_weight, vector_weight=cfg.hybrid_vector_weight,
+                rrf_k=cfg.rrf_k,
+            )  # fmt: skip
+            sims = dict(vector_hits)
+            missing = [c.pk for c in fused if c.pk not in sims]
+            if missing and qvec is not None:
+                for pk, vec in self.store.get_vectors(missing).items():
+                    sims[pk] = float(np.dot(vec, qvec))
+            ranked = [(c.pk, c.score, sims.get(c.pk, 0.0), c.text_rank, c.vector_rank) for c in fused]
+        if mode != "text":
+            ranked = [r for r in ranked if r[2] >= min_similarity]
+        memories = self.store.get_by_pks([r[0] for r in ranked[: max(top_k * 3, top_k + 10)]])
+        now = utcnow()
+        results = []
+        for pk, score, sim, trank, vrank in ranked:
+            memory = memories.get(pk)
+            if memory is None:
+                continue  # deleted meanwhile
+            boosted = apply_boosts(
+                score, importance=memory.importance, valid_from=memory.valid_from, now=now,
+                importance_weight=cfg.importance_weight,
+                recency_half_life_days=cfg.recency_half_life_days,
+            )  # fmt: skip
+            results.append(SearchResult(memory, float(sim), float(boosted), trank, vrank))
+        results.sort(key=lambda r: -r.score)
+        return results[:top_k]
+
+    def stats(self, user_id: str | None = None) -> dict[str, Any]:
+        if user_id is not None:
+            check_id(user_id, "user_id")
+        data: dict[str, Any] = self.store.stats(user_id)
+        data["vector_index_size"] = len(self.vector_index) if self.vector_index is not None else 0
+        data["embedder_model"] = self.embedder.model_name
+        data["dimension"] = self.embedder.dimension
+        return data
