@@ -86,7 +86,8 @@ class HierarchicalMemory:
         def build() -> MemoryEngine:
             parts = create_memory_system(cfg, embedder=embedder)
             engine = MemoryEngine(
-                cfg, parts.store, parts.embedder, parts.vector_index, parts.text_index, parts.cache
+                cfg, parts.store, parts.embedder, parts.vector_index, parts.text_index, parts.cache,
+                owns_embedder=embedder is None,
             )
             try:
                 engine.open()

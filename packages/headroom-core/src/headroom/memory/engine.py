@@ -51,8 +51,11 @@ class MemoryEngine:
         vector_index: VectorIndex | None,
         text_index: TextIndex | None,
         cache: MemoryCache | None,
+        *,
+        owns_embedder: bool = True,
     ) -> None:
         self.config = config
+        self.owns_embedder = owns_embedder
         self.store = store
         self.embedder = embedder
         self.vector_index = vector_index
@@ -75,7 +78,8 @@ class MemoryEngine:
                 self.vector_index.save(self._index_seq)
         finally:
             self.store.close()
-            self.embedder.close()
+            if self.owns_embedder:
+                self.embedder.close()
 
     def _load_or_rebuild_index(self) -> None:
         assert self.vector_index is not None

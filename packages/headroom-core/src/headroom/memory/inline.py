@@ -100,10 +100,12 @@ class InlineMemory:
             ],
             token_budget=self.token_budget,
         )
+        # Only memories that fit the token budget were shown; only their refs can be cited.
+        shown = {ref: mid for ref, mid in refs.items() if rendered and f"[{ref}]" in rendered}
         return PreparedRequest(
             messages=prepare_messages(messages, context=rendered, instruction=self.instruction),
-            refs=refs,
-            injected=injected,
+            refs=shown,
+            injected=[m for m in injected if m.id in shown.values()],
         )
 
     async def aprepare(self, messages: Sequence[Mapping[str, Any]]) -> PreparedRequest:
