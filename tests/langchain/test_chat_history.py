@@ -1,0 +1,105 @@
+"""HeadroomChatMessageHistory: persistence in the memory database, stripping, RunnableWithMessageHistory."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.history import RunnableWithMessageHistory
+
+from headroom.memory import HierarchicalMemory
+from headroom_langchain import HeadroomChatMessageHistory, HeadroomMemory
+from headroom_langchain.chat_history import CHAT_TABLE
+
+
+def test_add_read_clear_and_reopen(db_path: Path, memory_block: Any) -> None:
+    history = HeadroomChatMessageHistory("s1", db_path=db_path, user_id="alice")
+    history.add_user_message("I like tea")
+    history.add_ai_message(f"Noted. {memory_block('User likes tea')}")
+    history.add_messages([HumanMessage("and cake", id="h2"), AIMessage("Cake too.")])
+    assert [m.content for m in history.messages] == [
+        "I like tea",
+        "Noted.",
+        "and cake",
+        "Cake too.",
+    ]
+    assert history.messages[2].id == "h2" and isinstance(history.messages[1], AIMessage)
+    history.close()
+
+    reopened = HeadroomChatMessageHistory("s1", db_path=db_path, user_id="alice")
+    assert len(reopened.messages) == 4
+    assert HeadroomChatMessageHistory("s1", db_path=db_path, user_id="bob").messages == []
+    assert HeadroomChatMessageHistory("s2", db_path=db_path, user_id="alice").messages == []
+    reopened.clear()
+    assert reopened.messages == []
+
+
+def test_same_database_file_as_memories(hm: HierarchicalMemory) -> None:
+    memory = HeadroomMemory(hm, user_id="alice", session_id="s1")
+    memory.chat_history().add_user_message("hello")
+    hm.sync.add("User says hello", "alice")
+    with sqlite3.connect(hm.config.db_path) as conn:
+        tables = {
+            row[0] for row in conn.execute("select name from sqlite_master where type='table'")
+        }
+        rows = conn.execute(
+            f"select user_id, session_id, position, type from {CHAT_TABLE}"
+        ).fetchall()
+    assert CHAT_TABLE in tables and len(tables) > 1
+    assert rows == [("alice", "s1", 0, "human")]
+    memory.close()
+
+
+async def test_async_methods(db_path: Path) -> None:
+    history = HeadroomChatMessageHistory("s", db_path=db_path)
+    await history.aadd_messages([HumanMessage("a"), AIMessage("b <memory>[]</memory>")])
+    assert [m.content for m in await history.aget_messages()] == ["a", "b"]
+    await history.aclear()
+    assert await history.aget_messages() == []
+    history.close()
+
+
+PROMPT = ChatPromptTemplate.from_messages(
+    [("system", "Be brief."), MessagesPlaceholder("history"), ("human", "{question}")]
+)
+
+
+@pytest.mark.filterwarnings("ignore:RunnableWithMessageHistory is deprecated")
+async def test_runnable_with_message_history(
+    hm: HierarchicalMemory, scripted: Any, memory_block: Any
+) -> None:
+    llm = scripted(
+        replies=[f"Hello Ada. {memory_block('User is named Ada')}", "You are Ada.", "Still Ada."]
+    )
+    memory = HeadroomMemory(hm, user_id="ada", session_id="chat-1")
+    chain = RunnableWithMessageHistory(
+        PROMPT | memory.wrap(llm) | StrOutputParser(),
+        memory.chat_history,
+        input_messages_key="question",
+        history_messages_key="history",
+    )
+    config: RunnableConfig = {"configurable": {"session_id": "chat-1"}}
+    assert chain.invoke({"question": "I am Ada"}, config=config) == "Hello Ada."
+    assert await chain.ainvoke({"question": "Who am I?"}, config=config) == "You are Ada."
+    # the model saw the earlier turn without the block
+    assert [m.content for m in llm.calls[1][1:3]] == ["I am Ada", "Hello Ada."]
+    stored = memory.chat_history("chat-1").messages
+    assert [m.content for m in stored] == ["I am Ada", "Hello Ada.", "Who am I?", "You are Ada."]
+    memory.close()
+
+    reopened = HeadroomMemory(hm, user_id="ada", session_id="chat-1")
+    assert len(reopened.chat_history("chat-1").messages) == 4
+    reopened.close()
+
+
+def test_runnable_with_message_history_warns_as_expected(db_path: Path, scripted: Any) -> None:
+    with pytest.warns(DeprecationWarning, match="RunnableWithMessageHistory"):
+        RunnableWithMessageHistory(
+            scripted(replies=["x"]), lambda sid: HeadroomChatMessageHistory(sid, db_path=db_path)
+        )
