@@ -176,3 +176,14 @@ async def test_propagate_callbacks_nests_inner_run(
     assert len(recorder.starts) == 4
     outer_ids = {recorder.starts[0][0], recorder.starts[2][0]}
     assert recorder.starts[1][1] is not None and str(recorder.starts[1][1]) in outer_ids
+
+
+def test_public_api() -> None:
+    import headroom_langchain
+
+    assert sorted(headroom_langchain.__all__) == [
+        "HeadroomChatMessageHistory", "HeadroomChatModel", "HeadroomMemory",
+        "HeadroomMiddleware", "HeadroomRetriever", "HeadroomStore",
+    ]  # fmt: skip
+    for name in headroom_langchain.__all__:
+        assert getattr(headroom_langchain, name).__name__ == name
