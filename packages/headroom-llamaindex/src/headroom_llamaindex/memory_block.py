@@ -1,0 +1,177 @@
+"""HeadroomMemoryBlock: long-term Headroom memories as a block of LlamaIndex ``Memory``.
+
+``Memory.from_defaults(memory_blocks=[HeadroomMemoryBlock(...)],
+memory_blocks_template=headroom_memory_blocks_template())``: on every ``get`` the block searches
+the memories visible to (user, session, agent) with the last user message of the chat history and
+returns them rendered exactly as the core renders injected memories (``<headroom_context>``,
+quoted and escaped, within ``token_budget``). Under token pressure ``Memory`` calls
+:meth:`HeadroomMemoryBlock.atruncate`, which drops the least relevant memories first; a
+``priority`` of 0 means never truncated (LlamaIndex's rule), the default here is 1.
+
+Tag collision: LlamaIndex's ``DEFAULT_MEMORY_BLOCKS_TEMPLATE`` wraps all blocks in
+``<memory>...</memory>``, the tag of Headroom's extraction block. Use
+:func:`headroom_memory_blocks_template` (the same template, wrapper renamed ``<memory_blocks>``);
+:class:`~headroom_llamaindex.HeadroomLLM` also renames the default wrapper before calling the model,
+and the extraction parser never treats ``<memory_blocks>`` as a block.
+
+``_aput`` is a no-op: ``Memory`` only calls it for messages flushed out of its queue, so it is not
+a per-turn extraction point; facts are extracted by :class:`~headroom_llamaindex.HeadroomLLM`.
+When a HeadroomLLM already injects memories, this block is not needed (both would show them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.llms import ChatMessage
+from llama_index.core.memory.memory import DEFAULT_MEMORY_BLOCKS_TEMPLATE, BaseMemoryBlock
+from llama_index.core.prompts import RichPromptTemplate
+
+from headroom.memory.config import MemoryConfig
+from headroom.memory.core import HierarchicalMemory
+from headroom.memory.errors import ConfigurationError
+from headroom.memory.injection import (
+    InjectedMemory,
+    estimate_tokens,
+    last_user_text,
+    render_memory_context,
+)
+from headroom.memory.models import MemoryCategory
+from headroom.memory.ports import Embedder
+
+from ._memory import close_quietly, resolve_memory
+from ._messages import MEMORY_BLOCKS_TAG, to_openai
+
+__all__ = ["HeadroomMemoryBlock", "headroom_memory_blocks_template"]
+
+logger = logging.getLogger(__name__)
+
+_CACHE_SIZE = 16
+
+
+def headroom_memory_blocks_template() -> RichPromptTemplate:
+    """LlamaIndex's default memory-blocks template with ``<memory_blocks>`` as the wrapper tag."""
+    source = DEFAULT_MEMORY_BLOCKS_TEMPLATE.template_str
+    renamed = source.replace("\n<memory>\n", f"\n<{MEMORY_BLOCKS_TAG}>\n").replace(
+        "\n</memory>\n", f"\n</{MEMORY_BLOCKS_TAG}>\n"
+    )
+    if "<memory>" in renamed or f"<{MEMORY_BLOCKS_TAG}>" not in renamed:
+        raise ConfigurationError("unexpected DEFAULT_MEMORY_BLOCKS_TEMPLATE; cannot rename its tag")
+    return RichPromptTemplate(renamed)
+
+
+class HeadroomMemoryBlock(BaseMemoryBlock[str]):
+    """Relevant long-term memories, searched per ``Memory.get`` (see the module docstring)."""
+
+    name: str = Field(default="headroom_memories", description="The block's name (its tag).")
+    description: str | None = Field(default="Long-term memories about the user (Headroom).")
+    priority: int = Field(default=1, description="0 = never truncate; higher = truncated later.")
+    user_id: str
+    session_id: str | None = None
+    agent_id: str | None = None
+    top_k: int = 5
+    token_budget: int = 600
+    min_similarity: float = 0.0
+    categories: list[MemoryCategory] | None = None
+    min_importance: float | None = None
+
+    _hm: HierarchicalMemory = PrivateAttr()
+    _owned: bool = PrivateAttr(default=False)
+    _rendered: OrderedDict[str, list[InjectedMemory]] = PrivateAttr(default_factory=OrderedDict)
+
+    def __init__(
+        self,
+        *,
+        user_id: str,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        memory: HierarchicalMemory | None = None,
+        db_path: str | Path | None = None,
+        config: MemoryConfig | None = None,
+        embedder: Embedder | None = None,
+        categories: Sequence[MemoryCategory | str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        from headroom.memory.validation import check_id, check_optional_id
+
+        check_id(user_id, "user_id")
+        check_optional_id(session_id, "session_id")
+        check_optional_id(agent_id, "agent_id")
+        parsed = None if categories is None else [MemoryCategory.parse(c) for c in categories]
+        super().__init__(  # type: ignore[call-arg]
+            user_id=user_id, session_id=session_id, agent_id=agent_id, categories=parsed, **kwargs
+        )
+        self._hm, self._owned = resolve_memory(memory, db_path, config, embedder)
+
+    @property
+    def memory(self) -> HierarchicalMemory:
+        return self._hm
+
+    def close(self) -> None:
+        """Close the memory if this block opened it (``db_path=`` / ``config=``)."""
+        if self._owned:
+            close_quietly(self._hm)
+
+    async def _aget(self, messages: list[ChatMessage] | None = None, **block_kwargs: Any) -> str:
+        """The rendered memories relevant to the last user message ("" when there are none).
+
+        ``block_kwargs`` (``session_id`` of the LlamaIndex Memory, ``initial_token_count``) are
+        ignored: the Headroom scope is the block's own ``session_id`` / ``agent_id``.
+        """
+        query = last_user_text(to_openai(messages or []))
+        if not query:
+            return ""
+        try:
+            hits = await self._hm.search(
+                query, self.user_id, self.session_id, self.agent_id, top_k=self.top_k,
+                min_similarity=self.min_similarity, categories=self.categories,
+                min_importance=self.min_importance,
+            )  # fmt: skip
+        except Exception:
+            logger.exception("headroom: memory search failed in HeadroomMemoryBlock")
+            return ""
+        injected = [
+            InjectedMemory(
+                ref=f"m{i}",
+                content=h.memory.content,
+                category=h.memory.category.value,
+                scope=h.memory.scope_level.value,
+                memory_id=h.memory.id,
+            )
+            for i, h in enumerate(hits, start=1)
+        ]
+        rendered = render_memory_context(injected, token_budget=self.token_budget)
+        if rendered is None:
+            return ""
+        self._remember(rendered, injected)
+        return rendered
+
+    def _remember(self, rendered: str, injected: list[InjectedMemory]) -> None:
+        self._rendered[rendered] = injected
+        self._rendered.move_to_end(rendered)
+        while len(self._rendered) > _CACHE_SIZE:
+            self._rendered.popitem(last=False)
+
+    async def _aput(self, messages: list[ChatMessage]) -> None:
+        """No-op: facts are extracted per turn by HeadroomLLM, not from flushed messages."""
+        return None
+
+    async def atruncate(self, content: str, tokens_to_truncate: int) -> str | None:
+        """Drop the least relevant memories until ~``tokens_to_truncate`` tokens are saved."""
+        if tokens_to_truncate <= 0:
+            return content
+        injected = self._rendered.get(content)
+        if not injected:
+            return None
+        target = estimate_tokens(content) - tokens_to_truncate
+        for keep in range(len(injected) - 1, 0, -1):
+            smaller = render_memory_context(injected[:keep], token_budget=self.token_budget)
+            if smaller is not None and estimate_tokens(smaller) <= target:
+                self._remember(smaller, injected[:keep])
+                return smaller
+        return None
