@@ -184,6 +184,11 @@ class HierarchicalMemory:
         """Store many memories: all validated first, one embedding batch, one transaction."""
         return await self._call(self._engine.add_batch, items)
 
+    async def import_memories(self, memories: Sequence[Memory]) -> int:
+        """Insert exported records keeping ids, timestamps and supersession links (skips ids
+        already stored; content is re-embedded). Returns how many were inserted."""
+        return await self._call(self._engine.import_memories, memories)
+
     async def update(
         self,
         memory_id: str,
@@ -361,6 +366,9 @@ class SyncHierarchicalMemory:
 
     def add_batch(self, items: Sequence[Mapping[str, Any]]) -> list[Memory]:
         return self._memory._call_sync(self._engine.add_batch, items)
+
+    def import_memories(self, memories: Sequence[Memory]) -> int:
+        return self._memory._call_sync(self._engine.import_memories, memories)
 
     def get(self, memory_id: str, *, user_id: str | None = None) -> Memory | None:
         return self._memory._call_sync(self._engine.get, memory_id, user_id)

@@ -189,6 +189,40 @@ class MemoryEngine:
         self._after_write()
         return [m.copy() for m in memories]
 
+    def import_memories(self, memories: Sequence[Memory]) -> int:
+        """Insert exported records as they are (ids, timestamps, scope, supersession links).
+
+        Ids already stored (or repeated in ``memories``) are skipped; content is re-embedded with
+        this memory's embedder. Returns how many records were inserted.
+        """
+        if isinstance(memories, Memory) or not isinstance(memories, Sequence):
+            raise ValidationError("import_memories expects a list of Memory records")
+        fresh: list[Memory] = []
+        seen: set[str] = set()
+        for i, memory in enumerate(memories):
+            if not isinstance(memory, Memory):
+                raise ValidationError(f"import item {i} is not a Memory")
+            try:
+                check_id(memory.id, "id")
+                check_id(memory.user_id, "user_id")
+                check_content(memory.content)
+                check_importance(memory.importance)
+            except ValidationError as exc:
+                raise ValidationError(f"import item {i}: {exc}") from exc
+            if memory.id in seen or self.store.get(memory.id) is not None:
+                continue
+            seen.add(memory.id)
+            fresh.append(memory.copy())
+        if not fresh:
+            return 0
+        vectors = self._embed([m.content for m in fresh])
+        self._check_capacity(len(fresh))
+        before = self._index_seq
+        pks = self.store.insert(fresh, vectors)
+        self._index_new(pks, vectors, before)
+        self._after_write()
+        return len(fresh)
+
     def _check_capacity(self, adding: int) -> None:
         cap = self.config.hnsw_max_entries
         if cap is not None and self.store.vector_count() + adding > cap:
