@@ -108,7 +108,9 @@ class MemoryConfig:
     hybrid_text_weight: float = 1.0
     hybrid_vector_weight: float = 0.5
     hybrid_candidates: int = 100
-    rrf_k: int = 60
+    rrf_k: int = 10
+    """Reciprocal-rank fusion constant. Small k lets the top of each list dominate; on the LoCoMo
+    dev split (MiniLM) R@10 is 0.62 at k=60 and 0.67 at k=10 (benchmarks/locomo_retrieval.py)."""
     importance_weight: float = 0.0
     recency_half_life_days: float | None = None
 
