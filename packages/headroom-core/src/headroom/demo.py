@@ -204,7 +204,7 @@ def _main_phase(args: argparse.Namespace) -> int:
             if removed:
                 print(f"(removed {removed} memories of {args.user!r} left by an earlier run)")
             _section(f"1. Session 'monday' (process {os.getpid()}): the user states some facts")
-            _warm_up(hm, args.user)
+            print("(the first reply includes loading the embedder)", flush=True)
             chat = _Chat(hm, args, base_url, api_key, session="monday")
             try:
                 for text in SESSION_1:

@@ -55,17 +55,18 @@ _MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb04
 """sha256 of the assembled GGUF, pinned from an assembly of the 0.2.0 parts (each part is also
 checked against its wheel RECORD)."""
 
-# Answer text, then exactly one <memory> block with 1-4 well-formed items. At least one item is
-# required: a 1.5B model otherwise mostly answers with an empty list (and so stores some noise).
+# One paragraph of prose (no braces, brackets, backticks or newlines: a 1.5B model otherwise echoes
+# the block in its answer), then exactly one <memory> block with 1-4 sentence-like items. At least
+# one item is required: the model otherwise mostly answers with an empty list (so it stores noise).
 MEMORY_GRAMMAR = r"""
 root ::= answer "\n<memory>{\"memories\": [" items "]}</memory>"
-answer ::= [^<{}\[\]]{1,300}
+answer ::= [A-Z] [^<{}\[\]\n`*#]{2,300}
 items ::= item (", " item){0,3}
 item ::= "{\"content\": " string ", \"category\": " category ", \"importance\": " importance supersedes? "}"
 category ::= "\"preference\"" | "\"fact\"" | "\"context\"" | "\"decision\""
 importance ::= "0." [1-9] | "1.0"
 supersedes ::= ", \"supersedes\": \"m" [1-9] "\""
-string ::= "\"" [^"\\<>\n]{3,160} "\""
+string ::= "\"" [A-Z] [^"\\<>\n]{8,160} "\""
 """.strip()
 
 
