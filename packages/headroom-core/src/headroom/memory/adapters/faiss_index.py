@@ -1,0 +1,377 @@
+"""The FAISS vector index: exact flat while small, HNSW when large, exact filtered search.
+
+Layout: the FAISS index holds vectors at *positions* (FAISS labels 0..ntotal-1); ``_ids`` maps a
+position to its store primary key (-1 once removed or replaced) and ``_pos_of`` maps back. So
+replacing or removing a vector only tombstones its position, which works the same way on flat
+and HNSW (HNSW cannot ``remove_ids``); tombstoned positions are excluded through an
+``IDSelectorBitmap`` and the index is compacted (rebuilt from its own vectors) once more than
+:attr:`FaissVectorIndex.tombstone_rebuild_fraction` of the positions are dead.
+
+Filtered search ranks only the allowed ids, exactly: a small allowed set (the usual case, one
+user's memories) is scored by a matrix product over just those vectors, read in place from the
+FAISS storage; a large one uses FAISS with a selector (exact on flat; on HNSW with a raised
+``efSearch``, falling back to the exact product when HNSW returns too few results).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import ConfigurationError, IndexError_, MissingDependencyError
+from ..ports import FloatArray, VectorFilter
+from ._vector_common import (
+    IndexFileMeta,
+    IntArray,
+    as_id_array,
+    as_query,
+    as_vectors,
+    read_index_file,
+    top_k,
+    write_index_file,
+)
+
+__all__ = ["FaissVectorIndex"]
+
+logger = logging.getLogger(__name__)
+
+_ENGINE = "faiss"
+_KINDS = ("auto", "flat", "hnsw")
+
+
+class FaissVectorIndex:
+    """A :class:`~headroom.memory.ports.VectorIndex` on FAISS (cosine = inner product).
+
+    ``kind="auto"`` starts exact (``IndexFlatIP``) and rebuilds into ``IndexHNSWFlat`` once it holds
+    more than ``hnsw_min_entries`` vectors; ``"flat"`` and ``"hnsw"`` force one type.
+    """
+
+    exact_filter_max = 1024
+    """Filtered searches over at most this many allowed vectors gather them for one product."""
+    exact_filter_fraction = 0.2
+    """Larger allowed sets below this fraction of the index are scanned exactly (flat storage with
+    a selector); on HNSW, sets above it use HNSW with a selector and a raised efSearch."""
+    dict_lookup_max = 256
+    """Allowed sets up to this size are mapped to positions through a dict, larger ones through
+    a sorted copy of the live ids (rebuilt lazily after writes)."""
+    tombstone_rebuild_fraction = 0.2
+    """Compact the index when more than this fraction of its positions are tombstones."""
+
+    def __init__(
+        self,
+        dimension: int,
+        *,
+        path: Path | None = None,
+        kind: str = "auto",
+        hnsw_min_entries: int = 200_000,
+        hnsw_m: int = 32,
+        hnsw_ef_construction: int = 200,
+        hnsw_ef_search: int = 64,
+        max_entries: int | None = None,
+    ) -> None:
+        try:
+            import faiss
+        except ImportError as exc:
+            raise MissingDependencyError("faiss-cpu", "faiss") from exc
+        if dimension <= 0:
+            raise ConfigurationError("dimension must be positive")
+        if kind not in _KINDS:
+            raise ConfigurationError(
+                f"unknown vector index kind {kind!r}; expected one of {_KINDS}"
+            )
+        self._faiss: Any = faiss
+        self._dimension = dimension
+        self._path = Path(path) if path is not None else None
+        self._requested = kind
+        self._hnsw_min_entries = hnsw_min_entries
+        self._hnsw_m = hnsw_m
+        self._ef_construction = hnsw_ef_construction
+        self._ef_search = hnsw_ef_search
+        self._max_entries = max_entries
+        self._lock = threading.RLock()
+        self._reset(self._target_kind(0))
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _reset(self, kind: str) -> None:
+        self._kind = kind
+        self._index: Any = self._new_index(kind)
+        self._ids: IntArray = np.empty(0, dtype=np.int64)  # position -> id (-1: tombstone)
+        self._pos_of: dict[int, int] = {}
+        self._dead = 0
+        self._live_bitmap: npt.NDArray[np.uint8] | None = None
+        self._sorted: tuple[IntArray, IntArray] | None = None  # live ids sorted, their positions
+
+    def _target_kind(self, count: int) -> str:
+        if self._requested != "auto":
+            return self._requested
+        return "hnsw" if count > self._hnsw_min_entries else "flat"
+
+    def _new_index(self, kind: str) -> Any:
+        faiss = self._faiss
+        if kind == "flat":
+            return faiss.IndexFlatIP(self._dimension)
+        index = faiss.IndexHNSWFlat(self._dimension, self._hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = self._ef_construction
+        index.hnsw.efSearch = self._ef_search
+        return index
+
+    def _xb(self) -> FloatArray:
+        """The stored vectors by position, as a view of the FAISS storage (valid until a write)."""
+        n = int(self._index.ntotal)
+        if n == 0:
+            return np.empty((0, self._dimension), dtype=np.float32)
+        storage = self._index
+        if self._kind == "hnsw":
+            storage = self._faiss.downcast_index(self._index.storage)
+        flat: FloatArray = self._faiss.rev_swig_ptr(storage.get_xb(), n * self._dimension)
+        return flat.reshape(n, self._dimension)
+
+    def _add(self, ids: IntArray, vectors: FloatArray) -> None:
+        start = int(self._index.ntotal)
+        try:
+            self._index.add(vectors)
+        except RuntimeError as exc:
+            raise IndexError_(f"faiss could not add {len(ids)} vectors: {exc}") from exc
+        self._ids = np.concatenate([self._ids[:start], ids])
+        self._pos_of.update(zip(ids.tolist(), range(start, start + len(ids)), strict=True))
+
+    def _tombstone(self, position: int) -> None:
+        self._ids[position] = -1
+        self._dead += 1
+
+    def _after_mutation(self) -> None:
+        self._live_bitmap = None
+        self._sorted = None
+        live = len(self._pos_of)
+        if live == 0:
+            self._reset(self._target_kind(0))
+        elif self._kind == "flat" and self._target_kind(live) == "hnsw":
+            self._rebuild("hnsw")
+        elif self._dead > self.tombstone_rebuild_fraction * int(self._index.ntotal):
+            self._rebuild(self._target_kind(live))
+
+    def _rebuild(self, kind: str) -> None:
+        """Rebuild into ``kind`` from the live vectors (drops tombstones)."""
+        started = time.perf_counter()
+        positions = np.flatnonzero(self._ids >= 0)
+        ids, vectors = self._ids[positions].copy(), self._xb()[positions]
+        previous = self._kind
+        self._reset(kind)
+        self._add(ids, vectors)
+        logger.info(
+            "rebuilt the vector index (%s -> %s, %d vectors) in %.2f s",
+            previous, kind, len(ids), time.perf_counter() - started,
+        )  # fmt: skip
+
+    def _positions_of(self, allowed: IntArray) -> IntArray:
+        """Sorted unique live positions of the allowed ids (unknown ids are ignored)."""
+        if allowed.size <= self.dict_lookup_max:
+            get = self._pos_of.get
+            found = (p for p in map(get, allowed.tolist()) if p is not None)
+            return np.unique(np.fromiter(found, dtype=np.int64))
+        if self._sorted is None:  # store pks mostly arrive in order: a stable sort is ~linear
+            live = np.flatnonzero(self._ids >= 0)
+            order = np.argsort(self._ids[live], kind="stable")
+            self._sorted = (self._ids[live][order], live[order])
+        sorted_ids, sorted_pos = self._sorted
+        if sorted_ids.size == 0:
+            return np.empty(0, dtype=np.int64)
+        at = np.minimum(np.searchsorted(sorted_ids, allowed), sorted_ids.size - 1)
+        return np.unique(sorted_pos[at[sorted_ids[at] == allowed]])
+
+    def _selector(self, positions: IntArray) -> tuple[Any, npt.NDArray[np.uint8]]:
+        """An IDSelectorBitmap over positions, and the bitmap it points into (keep it alive)."""
+        mask = np.zeros(len(self._ids), dtype=bool)
+        mask[positions] = True
+        bitmap = np.packbits(mask, bitorder="little")
+        return self._faiss.IDSelectorBitmap(len(self._ids), self._faiss.swig_ptr(bitmap)), bitmap
+
+    def _live_selector(self) -> Any:
+        if self._live_bitmap is None:
+            self._live_bitmap = np.packbits(self._ids >= 0, bitorder="little")
+        return self._faiss.IDSelectorBitmap(len(self._ids), self._faiss.swig_ptr(self._live_bitmap))
+
+    # -- protocol ----------------------------------------------------------------------------
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def kind(self) -> str:
+        """The current FAISS index type: "flat" or "hnsw"."""
+        return self._kind
+
+    def __len__(self) -> int:
+        return len(self._pos_of)
+
+    def upsert(self, ids: Sequence[int], vectors: FloatArray) -> None:
+        id_arr, mat = as_vectors(as_id_array(ids), vectors, self._dimension)
+        if id_arr.size == 0:
+            return
+        with self._lock:
+            old = [self._pos_of.get(i) for i in id_arr.tolist()]
+            new_count = sum(p is None for p in old)
+            if self._max_entries is not None and len(self) + new_count > self._max_entries:
+                raise ConfigurationError(
+                    f"the vector index is limited to {self._max_entries} entries"
+                )
+            self._add(id_arr, mat)  # first: a failed add leaves the index unchanged
+            for position in old:
+                if position is not None:
+                    self._tombstone(position)
+            self._after_mutation()
+
+    def remove(self, ids: Sequence[int]) -> None:
+        with self._lock:
+            removed = 0
+            for i in as_id_array(ids).tolist():
+                position = self._pos_of.pop(i, None)
+                if position is not None:
+                    self._tombstone(position)
+                    removed += 1
+            if removed:
+                self._after_mutation()
+
+    def search(
+        self, query: FloatArray, k: int, filter: VectorFilter | None = None
+    ) -> list[tuple[int, float]]:
+        q = as_query(query, self._dimension)
+        if k <= 0:
+            return []
+        with self._lock:
+            if filter is not None and filter.allowed_ids is not None:
+                positions = self._positions_of(as_id_array(filter.allowed_ids))
+                return self._search_subset(q, k, positions)
+            if not self._pos_of:
+                return []
+            return self._search_all(q, k)
+
+    def _exact(self, q: FloatArray, k: int, positions: IntArray) -> list[tuple[int, float]]:
+        scores = self._xb()[positions] @ q[0]
+        return top_k(self._ids[positions], scores, k)
+
+    def _faiss_search(
+        self, q: FloatArray, k: int, sel: Any, *, ef: int | None
+    ) -> list[tuple[int, float]]:
+        """Search HNSW with ``efSearch=ef``, or (``ef=None`` or flat) scan the flat storage exactly.
+
+        A scan with a selector touches only the selected vectors, in place.
+        """
+        faiss = self._faiss
+        if ef is not None and self._kind == "hnsw":
+            index, params = self._index, faiss.SearchParametersHNSW(sel=sel, efSearch=max(ef, k))
+        else:
+            index = self._index
+            if self._kind == "hnsw":
+                index = faiss.downcast_index(self._index.storage)  # an IndexFlat (inner product)
+            params = faiss.SearchParameters(sel=sel) if sel is not None else None
+        try:
+            scores, labels = index.search(q, min(k, int(index.ntotal)), params=params)
+        except RuntimeError as exc:
+            raise IndexError_(f"faiss search failed: {exc}") from exc
+        out = []
+        for pos, score in zip(labels[0].tolist(), scores[0].tolist(), strict=True):
+            if pos >= 0 and self._ids[pos] >= 0:
+                out.append((int(self._ids[pos]), float(score)))
+        return out
+
+    def _search_all(self, q: FloatArray, k: int) -> list[tuple[int, float]]:
+        sel = self._live_selector() if self._dead else None
+        hits = self._faiss_search(q, k, sel, ef=self._ef_search)
+        if len(hits) < min(k, len(self._pos_of)):  # HNSW came up short: be exact
+            hits = self._faiss_search(q, k, self._live_selector(), ef=None)
+        return hits
+
+    def _search_subset(self, q: FloatArray, k: int, positions: IntArray) -> list[tuple[int, float]]:
+        n = positions.size
+        if n == 0:
+            return []
+        if n <= self.exact_filter_max:  # a few rows: gather them and take one product
+            scores = self._xb()[positions] @ q[0]
+            return top_k(self._ids[positions], scores, k)
+        sel, _bitmap = self._selector(positions)
+        fraction = n / max(len(self._pos_of), 1)
+        if self._kind == "hnsw" and fraction >= self.exact_filter_fraction:
+            ef = min(max(self._ef_search, int(2 * k / fraction)), 4096)
+            hits = self._faiss_search(q, k, sel, ef=ef)
+            if len(hits) >= min(k, n):
+                return hits
+        return self._faiss_search(q, k, sel, ef=None)  # exact scan of the allowed vectors
+
+    def clear(self) -> None:
+        with self._lock:
+            self._reset(self._target_kind(0))
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def save(self, seq: int) -> None:
+        if self._path is None:
+            return
+        with self._lock:
+            try:
+                blob = self._faiss.serialize_index(self._index)
+            except RuntimeError as exc:
+                raise IndexError_(f"faiss could not serialise the index: {exc}") from exc
+            meta = IndexFileMeta(_ENGINE, int(seq), self._dimension, len(self), self._kind)
+            write_index_file(self._path, {"index": blob, "ids": self._ids}, meta)
+
+    def load(self) -> int | None:
+        if self._path is None:
+            return None
+        with self._lock:
+            self._reset(self._target_kind(0))
+            found = read_index_file(
+                self._path, engine=_ENGINE, dimension=self._dimension, names=("index", "ids")
+            )
+            if found is None:
+                return None
+            meta, arrays = found
+            try:
+                # deserialize_index already returns the concrete type; do not downcast_index the
+                # temporary (the owning wrapper would be collected and free the index)
+                index = self._faiss.deserialize_index(arrays["index"])
+            except RuntimeError as exc:
+                logger.warning(
+                    "faiss cannot read the vector index %s (%s); rebuilding", self._path, exc
+                )
+                return None
+            ids = arrays["ids"].astype(np.int64, copy=False)
+            live = ids[ids >= 0]
+            kind = "hnsw" if isinstance(index, self._faiss.IndexHNSWFlat) else "flat"
+            if (
+                kind != meta.kind
+                or not isinstance(index, (self._faiss.IndexHNSWFlat, self._faiss.IndexFlat))
+                or index.metric_type != self._faiss.METRIC_INNER_PRODUCT
+                or index.d != self._dimension
+                or index.ntotal != ids.size
+                or live.size != meta.count
+                or np.unique(live).size != live.size
+            ):
+                logger.warning(
+                    "vector index %s is inconsistent with its sidecar; rebuilding", self._path
+                )
+                return None
+            if kind == "hnsw":
+                index.hnsw.efSearch = self._ef_search
+            self._kind, self._index, self._ids = kind, index, ids.copy()
+            positions = np.flatnonzero(ids >= 0)
+            self._pos_of = dict(zip(live.tolist(), positions.tolist(), strict=True))
+            self._dead = int(ids.size - live.size)
+            target = self._target_kind(len(live))
+            if self._requested != "auto" and target != kind:
+                self._rebuild(target)
+            else:
+                self._after_mutation()
+            logger.info(
+                "loaded the vector index %s (%d vectors, seq %d)", self._path, len(self), meta.seq
+            )
+            return meta.seq
