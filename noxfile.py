@@ -74,13 +74,21 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks (tables + JSON in benchmarks/results/) and the local-LLM smoke test."""
     _install_all(session)
+    session.install(*CONSTRAINTS, "-e", "packages/headroom-core[local-llm]")
     env = dict(OFFLINE_ENV)
     quick = ["--quick"] if "quick" in session.posargs else []
     for script in sorted((ROOT / "benchmarks").glob("*.py")):
         if script.name.startswith("_"):
             continue
         session.run("python", str(script), *quick, env=env)
-    session.run("pytest", "-m", "local_llm", "-p", "no:cacheprovider", env={**env, "HEADROOM_RUN_LOCAL_LLM": "1"})
+    session.run(
+        "pytest",
+        "-m",
+        "local_llm",
+        "-p",
+        "no:cacheprovider",
+        env={**env, "HEADROOM_RUN_LOCAL_LLM": "1"},
+    )
 
 
 if os.environ.get("CI"):

@@ -52,7 +52,10 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 def write_json(name: str, payload: dict[str, Any]) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / name
-    payload = {"machine": {"python": platform.python_version(), "cpu": platform.processor()}, **payload}
+    payload = {
+        "machine": {"python": platform.python_version(), "cpu": platform.processor()},
+        **payload,
+    }
     path.write_text(json.dumps(payload, indent=2))
     print(f"\nwrote {path}")
     return path

@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import print_table, summarize, time_calls, write_json  # noqa: E402
+from _common import print_table, summarize, time_calls, write_json
 
-from headroom.memory import HierarchicalMemory, MemoryConfig  # noqa: E402
-from headroom.memory.testing import HashEmbedder  # noqa: E402
+from headroom.memory import HierarchicalMemory, MemoryConfig
+from headroom.memory.testing import HashEmbedder
 
 BASE_WORDS = (
     "python go rust java coffee tea hiking climbing music jazz piano guitar paris tokyo berlin "
@@ -69,12 +69,16 @@ def bench_size(size: int, repeat: int) -> dict[str, object]:
         res["add_batch_100"] = time_calls(lambda: hm.sync.add_batch(batch), max(5, repeat // 20))
         for mode in ("semantic", "text", "hybrid"):
             res[f"search_{mode}"] = time_calls(
-                lambda mode=mode: hm.sync.search(query(), f"user{rng.randrange(USERS)}", top_k=10, mode=mode),
+                lambda mode=mode: hm.sync.search(
+                    query(), f"user{rng.randrange(USERS)}", top_k=10, mode=mode
+                ),
                 repeat,
             )
         fixed = queries[0]
         hm.sync.search(fixed, "user3", top_k=10)
-        res["search_cache_hit"] = time_calls(lambda: hm.sync.search(fixed, "user3", top_k=10), repeat)
+        res["search_cache_hit"] = time_calls(
+            lambda: hm.sync.search(fixed, "user3", top_k=10), repeat
+        )
         res["search_session_scoped"] = time_calls(
             lambda: hm.sync.search(query(), "user2", "s7", top_k=10), repeat
         )
@@ -93,7 +97,12 @@ def bench_embedder(repeat: int) -> dict[str, object]:
     single = time_calls(lambda: emb.embed([sentence(rng)]), repeat)
     batch = [sentence(rng) for _ in range(32)]
     batch32 = time_calls(lambda: emb.embed(batch), max(5, repeat // 20))
-    return {"model": emb.model_name, "load_s": round(load_s, 2), "single_query": single, "batch_32": batch32}
+    return {
+        "model": emb.model_name,
+        "load_s": round(load_s, 2),
+        "single_query": single,
+        "batch_32": batch32,
+    }
 
 
 def main() -> None:

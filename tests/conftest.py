@@ -13,8 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from headroom.memory import HierarchicalMemory, MemoryConfig  # noqa: E402
-from headroom.memory.testing import HashEmbedder  # noqa: E402
+from headroom.memory import HierarchicalMemory, MemoryConfig
+from headroom.memory.testing import HashEmbedder
 
 
 class SharedEmbedder:

@@ -21,7 +21,7 @@ from headroom.memory import (
 )
 from headroom.memory.testing import HashEmbedder
 
-S = HierarchicalMemory  # noqa: N816 - for type hints only
+S = HierarchicalMemory
 
 
 def contents(items: list) -> list[str]:
@@ -116,14 +116,18 @@ async def test_supersede_chain_and_temporal_queries(hm: S) -> None:
     old = await hm.get(orig.id)
     assert old is not None and old.superseded_by == new.id and old.valid_until == new.valid_from
     assert not old.is_current
-    assert contents(await hm.query(MemoryFilter(user_id="alice"))) == ["User now works at Anthropic"]
+    assert contents(await hm.query(MemoryFilter(user_id="alice"))) == [
+        "User now works at Anthropic"
+    ]
     both = await hm.query(MemoryFilter(user_id="alice", include_superseded=True))
     assert sorted(contents(both)) == ["User now works at Anthropic", "User works at Google"]
     chain = await hm.get_history(new.id)
     assert contents(chain) == ["User works at Google", "User now works at Anthropic"]
     assert [m.is_current for m in chain] == [False, True]
     assert contents(await hm.get_history(orig.id)) == contents(chain)
-    at_before = await hm.query(MemoryFilter(user_id="alice", valid_at=t_before, include_superseded=True))
+    at_before = await hm.query(
+        MemoryFilter(user_id="alice", valid_at=t_before, include_superseded=True)
+    )
     assert contents(at_before) == ["User works at Google"]
     at_now = await hm.query(
         MemoryFilter(user_id="alice", valid_at=datetime.now(UTC), include_superseded=True)
@@ -147,7 +151,9 @@ async def test_superseded_excluded_from_search_unless_asked(hm: S) -> None:
 
 async def test_update_in_place_reembeds(hm: S) -> None:
     m = await hm.add("User likes cats", "u")
-    updated = await hm.update(m.id, content="User likes dogs", importance=0.9, category="preference")
+    updated = await hm.update(
+        m.id, content="User likes dogs", importance=0.9, category="preference"
+    )
     assert updated.id == m.id and updated.importance == 0.9
     assert updated.category is MemoryCategory.PREFERENCE
     hits = await hm.search("dogs", "u", mode="semantic", top_k=1)
@@ -195,7 +201,9 @@ async def test_scope_visibility_in_search(hm: S) -> None:
 
 
 async def test_bubbling_promotes_once_and_acts_on_promoted(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    cfg = MemoryConfig(db_path=tmp_path / "b.db", vector_dimension=64, auto_bubble=True, bubble_threshold=0.75)
+    cfg = MemoryConfig(
+        db_path=tmp_path / "b.db", vector_dimension=64, auto_bubble=True, bubble_threshold=0.75
+    )
     async with await HierarchicalMemory.create(cfg, embedder=HashEmbedder(64)) as hm:
         hi = await hm.add("User is allergic to peanuts", "u", "s1", importance=0.9)
         lo = await hm.add("User is eating peanuts today", "u", "s1", importance=0.5)
@@ -232,9 +240,13 @@ async def test_text_search_finds_stemmed_terms(hm: S) -> None:
 
 
 async def test_search_filters(hm: S) -> None:
-    await hm.add("coffee preference", "u", category="preference", importance=0.9, metadata={"src": "chat"})
+    await hm.add(
+        "coffee preference", "u", category="preference", importance=0.9, metadata={"src": "chat"}
+    )
     await hm.add("coffee fact", "u", category="fact", importance=0.2, metadata={"src": "import"})
-    assert contents(await hm.search("coffee", "u", categories=["preference"])) == ["coffee preference"]
+    assert contents(await hm.search("coffee", "u", categories=["preference"])) == [
+        "coffee preference"
+    ]
     assert contents(await hm.search("coffee", "u", min_importance=0.5)) == ["coffee preference"]
     assert contents(await hm.search("coffee", "u", metadata={"src": "import"})) == ["coffee fact"]
     assert len(await hm.search("coffee", "u", top_k=1)) == 1

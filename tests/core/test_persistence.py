@@ -25,14 +25,20 @@ hm = HierarchicalMemory.create_sync(cfg, embedder=HashEmbedder(64))
 def run_child(body: str, *args: str) -> str:
     code = CHILD_PRELUDE + textwrap.dedent(body)
     out = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     return out.stdout
 
 
 def open_hm(db: Path) -> HierarchicalMemory:
-    return HierarchicalMemory.create_sync(MemoryConfig(db_path=db, vector_dimension=64), embedder=HashEmbedder(64))
+    return HierarchicalMemory.create_sync(
+        MemoryConfig(db_path=db, vector_dimension=64), embedder=HashEmbedder(64)
+    )
 
 
 def test_memories_survive_a_new_process(db_path: Path) -> None:
@@ -56,7 +62,10 @@ def test_writes_of_another_process_are_searchable_without_reopening(db_path: Pat
     assert len(hm.sync.search("kayaks", "u", mode="semantic")) == 1
     run_child('hm.sync.add("second memory about kayaks", "u"); hm.sync.close()', str(db_path))
     hits = hm.sync.search("kayaks", "u", mode="semantic")
-    assert sorted(h.content for h in hits) == ["first memory about kayaks", "second memory about kayaks"]
+    assert sorted(h.content for h in hits) == [
+        "first memory about kayaks",
+        "second memory about kayaks",
+    ]
     run_child(
         """
         m = hm.sync.query(MemoryFilter(user_id="u"))
@@ -64,7 +73,9 @@ def test_writes_of_another_process_are_searchable_without_reopening(db_path: Pat
         """,
         str(db_path),
     )
-    assert [h.content for h in hm.sync.search("kayaks", "u", mode="semantic")] == ["second memory about kayaks"]
+    assert [h.content for h in hm.sync.search("kayaks", "u", mode="semantic")] == [
+        "second memory about kayaks"
+    ]
     hm.sync.close()
 
 
@@ -80,7 +91,9 @@ def test_two_processes_writing_concurrently_lose_nothing(db_path: Path) -> None:
     """
     code = CHILD_PRELUDE + textwrap.dedent(body)
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(db_path), tag], stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(db_path), tag], stderr=subprocess.PIPE, text=True
+        )
         for tag in ("A", "B")
     ]
     for p in procs:
@@ -97,7 +110,9 @@ def test_two_processes_writing_concurrently_lose_nothing(db_path: Path) -> None:
 @pytest.mark.parametrize("damage", ["delete", "truncate", "garbage", "stale"])
 def test_vector_index_is_rebuilt_when_missing_corrupt_or_stale(db_path: Path, damage: str) -> None:
     hm = open_hm(db_path)
-    hm.sync.add_batch([{"content": f"note number {i} about gardening", "user_id": "u"} for i in range(30)])
+    hm.sync.add_batch(
+        [{"content": f"note number {i} about gardening", "user_id": "u"} for i in range(30)]
+    )
     hm.sync.close()
     index = Path(f"{db_path}.faiss")
     assert index.exists()
@@ -125,12 +140,15 @@ def test_vector_index_is_rebuilt_when_missing_corrupt_or_stale(db_path: Path, da
 def test_dimension_mismatch_is_a_clear_error(db_path: Path) -> None:
     open_hm(db_path).sync.close()
     with pytest.raises(DimensionMismatchError, match="64"):
-        HierarchicalMemory.create_sync(MemoryConfig(db_path=db_path, vector_dimension=32), embedder=HashEmbedder(32))
+        HierarchicalMemory.create_sync(
+            MemoryConfig(db_path=db_path, vector_dimension=32), embedder=HashEmbedder(32)
+        )
     with pytest.raises(DimensionMismatchError, match="vector_dimension"):
         HierarchicalMemory.create_sync(MemoryConfig(db_path=db_path), embedder=HashEmbedder(64))
     with pytest.raises(DimensionMismatchError, match="embedded with"):
         HierarchicalMemory.create_sync(
-            MemoryConfig(db_path=db_path, vector_dimension=64), embedder=HashEmbedder(64, model_name="other")
+            MemoryConfig(db_path=db_path, vector_dimension=64),
+            embedder=HashEmbedder(64, model_name="other"),
         )
 
 

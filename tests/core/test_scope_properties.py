@@ -16,10 +16,16 @@ AGENTS = [None, "a1", "a2"]
 TURNS = [None, "t1", "t2"]
 
 memory_spec = st.tuples(
-    st.sampled_from(USERS), st.sampled_from(SESSIONS), st.sampled_from(AGENTS), st.sampled_from(TURNS)
+    st.sampled_from(USERS),
+    st.sampled_from(SESSIONS),
+    st.sampled_from(AGENTS),
+    st.sampled_from(TURNS),
 )
 request_spec = st.tuples(
-    st.sampled_from(USERS), st.sampled_from(SESSIONS), st.sampled_from(AGENTS), st.sampled_from(TURNS)
+    st.sampled_from(USERS),
+    st.sampled_from(SESSIONS),
+    st.sampled_from(AGENTS),
+    st.sampled_from(TURNS),
 )
 
 
@@ -43,11 +49,18 @@ def visible(mem: dict, req: tuple) -> bool:
     )  # fmt: skip
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(memories=st.lists(memory_spec, min_size=1, max_size=12), requests=st.lists(request_spec, min_size=1, max_size=6))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    memories=st.lists(memory_spec, min_size=1, max_size=12),
+    requests=st.lists(request_spec, min_size=1, max_size=6),
+)
 def test_search_and_query_follow_the_scope_rules(tmp_path_factory, memories, requests) -> None:  # type: ignore[no-untyped-def]
     db: Path = tmp_path_factory.mktemp("prop") / "m.db"
-    hm = HierarchicalMemory.create_sync(MemoryConfig(db_path=db, vector_dimension=32), embedder=HashEmbedder(32))
+    hm = HierarchicalMemory.create_sync(
+        MemoryConfig(db_path=db, vector_dimension=32), embedder=HashEmbedder(32)
+    )
     try:
         stored = []
         for i, (user, session, agent, turn) in enumerate(memories):
@@ -60,7 +73,9 @@ def test_search_and_query_follow_the_scope_rules(tmp_path_factory, memories, req
                 assert {h.content for h in hits} == expected, (req, mode)
                 assert len(hits) == len({h.id for h in hits})  # never twice in one list
             user, session, agent, turn = req
-            queried = hm.sync.query(MemoryFilter(user_id=user, session_id=session, agent_id=agent, turn_id=turn))
+            queried = hm.sync.query(
+                MemoryFilter(user_id=user, session_id=session, agent_id=agent, turn_id=turn)
+            )
             assert {m.content for m in queried} == expected
     finally:
         hm.sync.close()

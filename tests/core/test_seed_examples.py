@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -19,7 +20,9 @@ async def test_temporal_versioning_example() -> None:
     from headroom.memory import HierarchicalMemory, MemoryCategory, MemoryFilter
 
     memory = await HierarchicalMemory.create()
-    orig = await memory.add(content="User works at Google", user_id="alice", category=MemoryCategory.FACT)
+    orig = await memory.add(
+        content="User works at Google", user_id="alice", category=MemoryCategory.FACT
+    )
     new = await memory.supersede(old_memory_id=orig.id, new_content="User now works at Anthropic")
     current = await memory.query(MemoryFilter(user_id="alice", include_superseded=False))
     assert [m.content for m in current] == ["User now works at Anthropic"]
@@ -32,7 +35,7 @@ async def test_temporal_versioning_example() -> None:
     ]
     assert chain[0].valid_until is not None and chain[1].valid_until is None
     await memory.close()
-    assert Path("headroom_memory.db").exists()
+    assert await asyncio.to_thread(os.path.exists, "headroom_memory.db")
 
 
 async def test_advanced_usage_example() -> None:
@@ -122,8 +125,16 @@ def test_config_examples_construct() -> None:
         auto_bubble=True,
         bubble_threshold=0.75,
     )
-    MemoryConfig(embedder_backend=EmbedderBackend.OPENAI, openai_api_key="sk-...", embedder_model="text-embedding-3-small")
-    MemoryConfig(embedder_backend=EmbedderBackend.OLLAMA, ollama_base_url="http://localhost:11434", embedder_model="nomic-embed-text")
+    MemoryConfig(
+        embedder_backend=EmbedderBackend.OPENAI,
+        openai_api_key="sk-...",
+        embedder_model="text-embedding-3-small",
+    )
+    MemoryConfig(
+        embedder_backend=EmbedderBackend.OLLAMA,
+        ollama_base_url="http://localhost:11434",
+        embedder_model="nomic-embed-text",
+    )
     MemoryConfig(
         db_path="memory.db", vector_backend=VectorBackend.AUTO, vector_dimension=384,
         hnsw_ef_construction=200, hnsw_m=16, hnsw_ef_search=50, cache_enabled=True,

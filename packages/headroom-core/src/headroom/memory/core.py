@@ -77,16 +77,27 @@ class HierarchicalMemory:
     # -- construction ----------------------------------------------------------------------------
 
     @classmethod
-    def _build(cls, config: MemoryConfig | None, embedder: Embedder | None, overrides: dict[str, Any]) -> tuple[ThreadPoolExecutor, Callable[[], MemoryEngine]]:
+    def _build(
+        cls, config: MemoryConfig | None, embedder: Embedder | None, overrides: dict[str, Any]
+    ) -> tuple[ThreadPoolExecutor, Callable[[], MemoryEngine]]:
         from .factory import create_memory_system
 
-        cfg = (config or MemoryConfig()).with_overrides(**overrides) if overrides else (config or MemoryConfig())
+        cfg = (
+            (config or MemoryConfig()).with_overrides(**overrides)
+            if overrides
+            else (config or MemoryConfig())
+        )
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="headroom-memory")
 
         def build() -> MemoryEngine:
             parts = create_memory_system(cfg, embedder=embedder)
             engine = MemoryEngine(
-                cfg, parts.store, parts.embedder, parts.vector_index, parts.text_index, parts.cache,
+                cfg,
+                parts.store,
+                parts.embedder,
+                parts.vector_index,
+                parts.text_index,
+                parts.cache,
                 owns_embedder=embedder is None,
             )
             try:
@@ -100,7 +111,11 @@ class HierarchicalMemory:
 
     @classmethod
     async def create(
-        cls, config: MemoryConfig | None = None, *, embedder: Embedder | None = None, **overrides: Any
+        cls,
+        config: MemoryConfig | None = None,
+        *,
+        embedder: Embedder | None = None,
+        **overrides: Any,
     ) -> HierarchicalMemory:
         """Open (or create) the memory described by ``config``; keyword overrides replace fields."""
         executor, build = cls._build(config, embedder, overrides)
@@ -113,7 +128,11 @@ class HierarchicalMemory:
 
     @classmethod
     def create_sync(
-        cls, config: MemoryConfig | None = None, *, embedder: Embedder | None = None, **overrides: Any
+        cls,
+        config: MemoryConfig | None = None,
+        *,
+        embedder: Embedder | None = None,
+        **overrides: Any,
     ) -> HierarchicalMemory:
         """Like :meth:`create`, for synchronous code (also safe inside a running event loop)."""
         executor, build = cls._build(config, embedder, overrides)
@@ -206,9 +225,13 @@ class HierarchicalMemory:
             importance=importance, entity_refs=entity_refs, metadata=metadata,
         )  # fmt: skip
 
-    async def delete(self, memory_id: str, *, user_id: str | None = None, include_history: bool = False) -> bool:
+    async def delete(
+        self, memory_id: str, *, user_id: str | None = None, include_history: bool = False
+    ) -> bool:
         """Delete a memory (and with ``include_history`` its whole supersession chain)."""
-        return await self._call(self._engine.delete, memory_id, user_id=user_id, include_history=include_history)
+        return await self._call(
+            self._engine.delete, memory_id, user_id=user_id, include_history=include_history
+        )
 
     async def supersede(
         self,
@@ -304,9 +327,13 @@ class HierarchicalMemory:
         **filters: Any,
     ) -> list[SearchResult]:
         """Full-text (FTS5 bm25) search; any user string is safe."""
-        return await self.search(query, user_id, session_id, agent_id, turn_id, top_k=top_k, mode="text", **filters)
+        return await self.search(
+            query, user_id, session_id, agent_id, turn_id, top_k=top_k, mode="text", **filters
+        )
 
-    async def recall(self, query: str, user_id: str, *, top_k: int = 5, **kwargs: Any) -> list[Memory]:
+    async def recall(
+        self, query: str, user_id: str, *, top_k: int = 5, **kwargs: Any
+    ) -> list[Memory]:
         """The memories most relevant to ``query`` (search, returning memories only)."""
         return [r.memory for r in await self.search(query, user_id, top_k=top_k, **kwargs)]
 
@@ -339,7 +366,10 @@ class HierarchicalMemory:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 
@@ -360,7 +390,14 @@ class SyncHierarchicalMemory:
 
     def add(self, content: str, user_id: str, session_id: str | None = None, agent_id: str | None = None,
             turn_id: str | None = None, **kwargs: Any) -> Memory:  # fmt: skip
-        item = dict(content=content, user_id=user_id, session_id=session_id, agent_id=agent_id, turn_id=turn_id, **kwargs)
+        item = dict(
+            content=content,
+            user_id=user_id,
+            session_id=session_id,
+            agent_id=agent_id,
+            turn_id=turn_id,
+            **kwargs,
+        )
         item.setdefault("category", MemoryCategory.FACT)
         return self._memory._call_sync(self._engine.add_batch, [item])[0]
 
@@ -376,8 +413,12 @@ class SyncHierarchicalMemory:
     def update(self, memory_id: str, **kwargs: Any) -> Memory:
         return self._memory._call_sync(self._engine.update, memory_id, **kwargs)
 
-    def delete(self, memory_id: str, *, user_id: str | None = None, include_history: bool = False) -> bool:
-        return self._memory._call_sync(self._engine.delete, memory_id, user_id=user_id, include_history=include_history)
+    def delete(
+        self, memory_id: str, *, user_id: str | None = None, include_history: bool = False
+    ) -> bool:
+        return self._memory._call_sync(
+            self._engine.delete, memory_id, user_id=user_id, include_history=include_history
+        )
 
     def supersede(self, old_memory_id: str, new_content: str, **kwargs: Any) -> Memory:
         return self._memory._call_sync(self._engine.supersede, old_memory_id, new_content, **kwargs)
@@ -402,12 +443,16 @@ class SyncHierarchicalMemory:
             mode=mode or self._memory.config.search_mode,
         )  # fmt: skip
 
-    def text_search(self, query: str, user_id: str, *args: Any, **kwargs: Any) -> list[SearchResult]:
+    def text_search(
+        self, query: str, user_id: str, *args: Any, **kwargs: Any
+    ) -> list[SearchResult]:
         return self.search(query, user_id, *args, mode="text", **kwargs)
 
     def clear_scope(self, user_id: str, session_id: str | None = None, agent_id: str | None = None,
                     turn_id: str | None = None) -> int:  # fmt: skip
-        return self._memory._call_sync(self._engine.clear_scope, user_id, session_id, agent_id, turn_id)
+        return self._memory._call_sync(
+            self._engine.clear_scope, user_id, session_id, agent_id, turn_id
+        )
 
     def stats(self, user_id: str | None = None) -> dict[str, Any]:
         return self._memory._call_sync(self._engine.stats, user_id)

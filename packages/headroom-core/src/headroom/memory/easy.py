@@ -36,9 +36,8 @@ class Memory:
         embedder: Embedder | None = None,
         dedup_threshold: float = 0.95,
     ) -> None:
-        self._config = config.with_overrides(db_path=db_path) if config else MemoryConfig(
-            **({"db_path": db_path} if db_path is not None else {})
-        )
+        base = config or MemoryConfig()
+        self._config = base.with_overrides(db_path=db_path) if db_path is not None else base
         self._embedder = embedder
         self._memory = memory
         self._owns_memory = memory is None
@@ -51,7 +50,9 @@ class Memory:
                 self._lock = asyncio.Lock()
             async with self._lock:
                 if self._memory is None:
-                    self._memory = await HierarchicalMemory.create(self._config, embedder=self._embedder)
+                    self._memory = await HierarchicalMemory.create(
+                        self._config, embedder=self._embedder
+                    )
         return self._memory
 
     @property
@@ -81,14 +82,18 @@ class Memory:
             agents = list(existing.metadata.get("agents", []))
             if agent_id is not None and agent_id not in agents:
                 agents.append(agent_id)
-                return await hm.update(existing.id, user_id=user_id, metadata={**existing.metadata, "agents": agents})
+                return await hm.update(
+                    existing.id, user_id=user_id, metadata={**existing.metadata, "agents": agents}
+                )
             return existing
         return await hm.add(
             content, user_id, session_id, agent_id, category=category or MemoryCategory.FACT,
             importance=importance, metadata=meta, entity_refs=entity_refs, scope=ScopeLevel.USER,
         )  # fmt: skip
 
-    async def _duplicate_of(self, hm: HierarchicalMemory, content: str, user_id: str) -> MemoryRecord | None:
+    async def _duplicate_of(
+        self, hm: HierarchicalMemory, content: str, user_id: str
+    ) -> MemoryRecord | None:
         if not isinstance(content, str) or not content.strip() or self.dedup_threshold > 1.0:
             return None
         hits = await hm.search(content, user_id, top_k=1, mode="semantic")
@@ -110,7 +115,9 @@ class Memory:
         hm = await self._hm()
         return await hm.search(query, user_id, session_id, agent_id, top_k=top_k, **filters)
 
-    async def get_all(self, *, user_id: str, include_superseded: bool = False) -> list[MemoryRecord]:
+    async def get_all(
+        self, *, user_id: str, include_superseded: bool = False
+    ) -> list[MemoryRecord]:
         hm = await self._hm()
         return await hm.query(MemoryFilter(user_id=user_id, include_superseded=include_superseded))
 
@@ -132,6 +139,9 @@ class Memory:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()

@@ -19,7 +19,15 @@ import numpy as np
 from .config import MemoryConfig
 from .errors import AccessDeniedError, MemoryNotFoundError, SupersededError, ValidationError
 from .models import Memory, MemoryCategory, ScopeLevel, SearchResult, utcnow
-from .ports import Embedder, FloatArray, MemoryCache, MemoryFilter, TextIndex, VectorFilter, VectorIndex
+from .ports import (
+    Embedder,
+    FloatArray,
+    MemoryCache,
+    MemoryFilter,
+    TextIndex,
+    VectorFilter,
+    VectorIndex,
+)
 from .ranking import apply_boosts, fuse_rankings
 from .validation import (
     check_content,
@@ -35,6 +43,8 @@ from .validation import (
 __all__ = ["MemoryEngine"]
 
 logger = logging.getLogger(__name__)
+
+_MIN_TEXT_EVIDENCE = 1e-4
 
 _ADD_KEYS = frozenset(
     {"content", "user_id", "session_id", "agent_id", "turn_id", "category", "importance",
@@ -92,7 +102,9 @@ class MemoryEngine:
                 return
             logger.warning("vector index disagrees with the store after catch-up; rebuilding")
         elif saved is not None:
-            logger.warning("vector index is newer than the store (seq %s > %s); rebuilding", saved, store_seq)
+            logger.warning(
+                "vector index is newer than the store (seq %s > %s); rebuilding", saved, store_seq
+            )
         self.rebuild_index()
 
     def rebuild_index(self) -> int:
@@ -228,7 +240,9 @@ class MemoryEngine:
         if cap is not None and self.store.vector_count() + adding > cap:
             from .errors import ConfigurationError
 
-            raise ConfigurationError(f"adding {adding} memories would exceed hnsw_max_entries={cap}")
+            raise ConfigurationError(
+                f"adding {adding} memories would exceed hnsw_max_entries={cap}"
+            )
 
     def _index_new(self, pks: Sequence[int], vectors: FloatArray, seq_before: int) -> None:
         if self.vector_index is None:
@@ -292,7 +306,9 @@ class MemoryEngine:
         self._after_write()
         return updated.copy()
 
-    def delete(self, memory_id: str, *, user_id: str | None = None, include_history: bool = False) -> bool:
+    def delete(
+        self, memory_id: str, *, user_id: str | None = None, include_history: bool = False
+    ) -> bool:
         memory = self.get(memory_id, user_id)
         if memory is None:
             return False
@@ -330,7 +346,9 @@ class MemoryEngine:
             content=check_content(new_content),
             category=MemoryCategory.parse(category) if category is not None else old.category,
             importance=check_importance(importance) if importance is not None else old.importance,
-            entity_refs=check_entity_refs(entity_refs) if entity_refs is not None else list(old.entity_refs),
+            entity_refs=check_entity_refs(entity_refs)
+            if entity_refs is not None
+            else list(old.entity_refs),
             metadata=check_metadata(metadata) if metadata is not None else dict(old.metadata),
             created_at=now,
             updated_at=now,
@@ -439,7 +457,9 @@ class MemoryEngine:
             cached = self.cache.get(key)
             if cached is not None:
                 return list(cached)
-        results = self._search_uncached(query, f, top_k=top_k, min_similarity=min_similarity, mode=mode)
+        results = self._search_uncached(
+            query, f, top_k=top_k, min_similarity=min_similarity, mode=mode
+        )
         if self.cache is not None and key is not None:
             self.cache.put(key, results)
         return results
@@ -459,6 +479,10 @@ class MemoryEngine:
         if mode != "semantic":
             assert self.text_index is not None
             text_hits = self.text_index.search(query, pool if mode == "hybrid" else top_k, f)
+            if mode == "hybrid":
+                # bm25 gives ~0 to rows matching only terms found in most rows (FTS5 clamps their
+                # idf to 1e-6): such rows carry no keyword evidence, so fusion must not rank them.
+                text_hits = [hit for hit in text_hits if hit[1] > _MIN_TEXT_EVIDENCE]
         if mode != "text":
             assert self.vector_index is not None
             self.sync_index()
@@ -467,6 +491,7 @@ class MemoryEngine:
                 return []
             qvec = self._embed([query])[0]
             vector_hits = self.vector_index.search(qvec, pool, VectorFilter(allowed_ids=allowed))
+        ranked: list[tuple[int, float, float, int | None, int | None]]
         if mode == "text":
             top = text_hits[0][1] if text_hits else 1.0
             ranked = [(pk, score, score / top if top > 0 else 0.0, i + 1, None)
@@ -484,7 +509,9 @@ class MemoryEngine:
             if missing and qvec is not None:
                 for pk, vec in self.store.get_vectors(missing).items():
                     sims[pk] = float(np.dot(vec, qvec))
-            ranked = [(c.pk, c.score, sims.get(c.pk, 0.0), c.text_rank, c.vector_rank) for c in fused]
+            ranked = [
+                (c.pk, c.score, sims.get(c.pk, 0.0), c.text_rank, c.vector_rank) for c in fused
+            ]
         if mode != "text":
             ranked = [r for r in ranked if r[2] >= min_similarity]
         memories = self.store.get_by_pks([r[0] for r in ranked[: max(top_k * 3, top_k + 10)]])

@@ -50,7 +50,7 @@ class MissingDependencyError(ConfigurationError, ImportError):
         self.package = package
         self.extra = extra
         super().__init__(
-            f"{package!r} is not installed. Install it with: pip install \"{distribution}[{extra}]\""
+            f'{package!r} is not installed. Install it with: pip install "{distribution}[{extra}]"'
         )
 
 
@@ -85,7 +85,7 @@ class StorageError(HeadroomError):
     """The memory store failed."""
 
 
-class IndexError_(HeadroomError):  # noqa: N801 - avoid shadowing the builtin IndexError
+class IndexError_(HeadroomError):
     """A derived index (vector or full-text) failed; it can be rebuilt from the store."""
 
 

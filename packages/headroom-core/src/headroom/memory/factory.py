@@ -12,7 +12,12 @@ from .config import EmbedderBackend, MemoryConfig, TextBackend, VectorBackend
 from .errors import ConfigurationError, DimensionMismatchError, MissingDependencyError
 from .ports import Embedder, MemoryCache, TextIndex, VectorIndex
 
-__all__ = ["EMBEDDER_ENTRY_POINT_GROUP", "MemoryComponents", "create_embedder", "create_memory_system"]
+__all__ = [
+    "EMBEDDER_ENTRY_POINT_GROUP",
+    "MemoryComponents",
+    "create_embedder",
+    "create_memory_system",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +41,17 @@ def create_embedder(config: MemoryConfig) -> Embedder:
         from .adapters.sentence_transformer import SentenceTransformerEmbedder
 
         return SentenceTransformerEmbedder(
-            config.embedder_model, threads=config.embedder_threads, batch_size=config.embedder_batch_size
+            config.embedder_model,
+            threads=config.embedder_threads,
+            batch_size=config.embedder_batch_size,
         )
     if backend is EmbedderBackend.ONNX:
         from .adapters.onnx_embedder import OnnxEmbedder
 
         return OnnxEmbedder(
-            config.embedder_model, threads=config.embedder_threads, batch_size=config.embedder_batch_size
+            config.embedder_model,
+            threads=config.embedder_threads,
+            batch_size=config.embedder_batch_size,
         )
     if backend is EmbedderBackend.OPENAI:
         from .adapters.http_embedders import OpenAIEmbedder
@@ -105,7 +114,11 @@ def _vector_index(config: MemoryConfig, dimension: int) -> VectorIndex | None:
         return FaissVectorIndex(
             dimension,
             path=path,
-            kind={VectorBackend.AUTO: "auto", VectorBackend.FLAT: "flat", VectorBackend.HNSW: "hnsw"}[backend],
+            kind={
+                VectorBackend.AUTO: "auto",
+                VectorBackend.FLAT: "flat",
+                VectorBackend.HNSW: "hnsw",
+            }[backend],
             hnsw_min_entries=config.hnsw_min_entries,
             hnsw_m=config.hnsw_m,
             hnsw_ef_construction=config.hnsw_ef_construction,
@@ -121,7 +134,9 @@ def _vector_index(config: MemoryConfig, dimension: int) -> VectorIndex | None:
         return NumpyVectorIndex(dimension, path=Path(f"{config.db_path}.npy-index"))
 
 
-def create_memory_system(config: MemoryConfig | None = None, *, embedder: Embedder | None = None) -> MemoryComponents:
+def create_memory_system(
+    config: MemoryConfig | None = None, *, embedder: Embedder | None = None
+) -> MemoryComponents:
     """Wire store, indexes, embedder and cache for ``config`` (the store is not opened yet)."""
     from .adapters.lru_cache import LRUMemoryCache
     from .adapters.sqlmodel_store import SQLModelMemoryStore

@@ -89,13 +89,20 @@ class InlineMemory:
             "top_k": self.top_k, "min_similarity": self.min_similarity,
         }  # fmt: skip
 
-    def _build(self, messages: Sequence[Mapping[str, Any]], hits: Sequence[SearchResult]) -> PreparedRequest:
+    def _build(
+        self, messages: Sequence[Mapping[str, Any]], hits: Sequence[SearchResult]
+    ) -> PreparedRequest:
         injected = [h.memory for h in hits]
         refs = {f"m{i}": m.id for i, m in enumerate(injected, start=1)}
         rendered = render_memory_context(
             [
-                InjectedMemory(ref=ref, content=m.content, category=m.category.value,
-                               scope=m.scope_level.value, memory_id=m.id)  # fmt: skip
+                InjectedMemory(
+                    ref=ref,
+                    content=m.content,
+                    category=m.category.value,
+                    scope=m.scope_level.value,
+                    memory_id=m.id,
+                )
                 for ref, m in zip(refs, injected, strict=True)
             ],
             token_budget=self.token_budget,
@@ -117,7 +124,9 @@ class InlineMemory:
                 args, kwargs = self._search_args(query)
                 hits = await self.memory.search(*args, **kwargs)
             except Exception:
-                logger.exception("headroom: memory search failed; sending the request without memories")
+                logger.exception(
+                    "headroom: memory search failed; sending the request without memories"
+                )
         return self._build(messages, hits)
 
     def prepare(self, messages: Sequence[Mapping[str, Any]]) -> PreparedRequest:
@@ -129,7 +138,9 @@ class InlineMemory:
                 args, kwargs = self._search_args(query)
                 hits = self.memory.sync.search(*args, **kwargs)
             except Exception:
-                logger.exception("headroom: memory search failed; sending the request without memories")
+                logger.exception(
+                    "headroom: memory search failed; sending the request without memories"
+                )
         return self._build(messages, hits)
 
     # -- extraction ------------------------------------------------------------------------------
@@ -144,7 +155,9 @@ class InlineMemory:
         """A stateful stripper for streamed replies (tags split across chunks are handled)."""
         return StreamingMemoryStripper()
 
-    async def astore(self, items: Sequence[ExtractedMemory], refs: Mapping[str, str] | None = None) -> list[Memory]:
+    async def astore(
+        self, items: Sequence[ExtractedMemory], refs: Mapping[str, str] | None = None
+    ) -> list[Memory]:
         """Store extracted items (never raises; failures are logged)."""
         if not items:
             return []
@@ -154,7 +167,9 @@ class InlineMemory:
             logger.exception("headroom: storing extracted memories failed")
             return []
 
-    def store(self, items: Sequence[ExtractedMemory], refs: Mapping[str, str] | None = None) -> list[Memory]:
+    def store(
+        self, items: Sequence[ExtractedMemory], refs: Mapping[str, str] | None = None
+    ) -> list[Memory]:
         """Blocking twin of :meth:`astore`."""
         if not items:
             return []
@@ -164,7 +179,9 @@ class InlineMemory:
             logger.exception("headroom: storing extracted memories failed")
             return []
 
-    async def aprocess_reply(self, text: str | None, prepared: PreparedRequest | None = None) -> str:
+    async def aprocess_reply(
+        self, text: str | None, prepared: PreparedRequest | None = None
+    ) -> str:
         """Strip the block from a complete reply, store its items, return the visible text."""
         if text is None:
             return ""
@@ -217,7 +234,9 @@ class InlineMemory:
                     importance=importance,
                     metadata={**old.metadata, "source": "inline"},
                 )  # fmt: skip
-        visible = MemoryFilter(user_id=self.user_id, session_id=self.session_id, agent_id=self.agent_id)
+        visible = MemoryFilter(
+            user_id=self.user_id, session_id=self.session_id, agent_id=self.agent_id
+        )
         hits = engine.search(item.content, visible, top_k=1, min_similarity=0.0, mode="semantic")
         if hits and hits[0].similarity >= self.dedup_threshold:
             logger.debug("headroom: skipped near-duplicate memory %r", item.content)

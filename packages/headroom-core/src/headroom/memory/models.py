@@ -173,7 +173,9 @@ class Memory:
             valid_until=ts(data.get("valid_until")),
             supersedes=data.get("supersedes"),
             superseded_by=data.get("superseded_by"),
-            promoted_from=ScopeLevel.parse(data["promoted_from"]) if data.get("promoted_from") else None,
+            promoted_from=ScopeLevel.parse(data["promoted_from"])
+            if data.get("promoted_from")
+            else None,
         )
 
     def __repr__(self) -> str:

@@ -112,7 +112,11 @@ class FTS5TextIndex:
         """True when the FTS index agrees with the store (FTS5 integrity-check)."""
         try:
             with self._store.engine.connect() as conn, conn.begin():
-                conn.execute(text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('integrity-check', 1)"))
+                conn.execute(
+                    text(
+                        f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('integrity-check', 1)"
+                    )
+                )
             return True
         except (OperationalError, DatabaseError):
             return False

@@ -29,7 +29,9 @@ def _visibility_clause(f: MemoryFilter) -> ColumnElement[bool] | None:
         return None  # user-only request: every scope of the user
     visible: list[ColumnElement[bool]] = [T.scope_level == ScopeLevel.USER.value]
     if f.session_id is not None:
-        visible.append(and_(T.scope_level == ScopeLevel.SESSION.value, T.session_id == f.session_id))
+        visible.append(
+            and_(T.scope_level == ScopeLevel.SESSION.value, T.session_id == f.session_id)
+        )
     if f.agent_id is not None:
         visible.append(
             and_(
@@ -102,7 +104,9 @@ def filter_clause(f: MemoryFilter) -> ColumnElement[bool]:
         each = func.json_each(T.entity_refs).table_valued("value")
         conds.append(
             exists(
-                select(literal_column("1")).select_from(each).where(each.c.value.in_(list(f.entity_refs)))
+                select(literal_column("1"))
+                .select_from(each)
+                .where(each.c.value.in_(list(f.entity_refs)))
             )
         )
     return and_(true(), *conds)
@@ -122,4 +126,6 @@ def order_clause(order_by: str) -> list[Any]:
     except KeyError:
         from ..errors import ValidationError
 
-        raise ValidationError(f"unknown order_by {order_by!r}; use one of {sorted(mapping)}") from None
+        raise ValidationError(
+            f"unknown order_by {order_by!r}; use one of {sorted(mapping)}"
+        ) from None

@@ -50,7 +50,8 @@ logger = logging.getLogger(__name__)
 SCHEMA_VERSION = "1"
 P = ParamSpec("P")
 R = TypeVar("R")
-T = MemoryRow.__table__.c  # type: ignore[attr-defined]
+TABLE = MemoryRow.__table__  # type: ignore[attr-defined]
+T = TABLE.c
 M = MetaRow.__table__  # type: ignore[attr-defined]
 D = DeletionRow.__table__  # type: ignore[attr-defined]
 
@@ -217,7 +218,7 @@ class SQLModelMemoryStore:
                 rows.append(values)
             try:
                 result = conn.execute(
-                    insert(MemoryRow.__table__).returning(T.pk, sort_by_parameter_order=True),  # type: ignore[attr-defined]
+                    insert(TABLE).returning(T.pk, sort_by_parameter_order=True),  # type: ignore[attr-defined]
                     rows,
                 )
             except IntegrityError as exc:
@@ -231,7 +232,7 @@ class SQLModelMemoryStore:
             values["embedding"] = self._vector_blob(vector)
         with self._write() as conn:
             values["change_seq"] = self._bump_seq(conn)
-            result = conn.execute(update(MemoryRow.__table__).where(T.id == memory.id).values(**values))  # type: ignore[attr-defined]
+            result = conn.execute(update(TABLE).where(T.id == memory.id).values(**values))  # type: ignore[attr-defined]
             if result.rowcount == 0:
                 raise MemoryNotFoundError(f"no memory with id {memory.id!r}")
 
@@ -243,7 +244,7 @@ class SQLModelMemoryStore:
         with self._write() as conn:
             seq = self._bump_seq(conn)
             closed = conn.execute(
-                update(MemoryRow.__table__)  # type: ignore[attr-defined]
+                update(TABLE)  # type: ignore[attr-defined]
                 .where(T.id == old.id, T.superseded_by.is_(None))
                 .values(
                     valid_until=old.valid_until,
@@ -257,7 +258,7 @@ class SQLModelMemoryStore:
             values = memory_to_values(new, self._search_text(new))
             values["embedding"] = self._vector_blob(vector)
             values["change_seq"] = seq
-            conn.execute(insert(MemoryRow.__table__), [values])  # type: ignore[attr-defined]
+            conn.execute(insert(TABLE), [values])  # type: ignore[attr-defined]
 
     @_translate_errors
     def delete(self, memory_ids: Sequence[str]) -> int:
@@ -280,7 +281,7 @@ class SQLModelMemoryStore:
         deleted = 0
         for start in range(0, len(pks), 500):
             chunk = pks[start : start + 500]
-            deleted += conn.execute(delete(MemoryRow.__table__).where(T.pk.in_(chunk))).rowcount  # type: ignore[attr-defined]
+            deleted += conn.execute(delete(TABLE).where(T.pk.in_(chunk))).rowcount  # type: ignore[attr-defined]
             conn.execute(insert(D), [{"seq": seq, "pk": pk} for pk in chunk])
         return deleted
 
@@ -323,7 +324,11 @@ class SQLModelMemoryStore:
 
     @_translate_errors
     def query(self, f: MemoryFilter) -> list[Memory]:
-        stmt = select(*self._MEMORY_COLUMNS).where(filter_clause(f)).order_by(*order_clause(f.order_by))
+        stmt = (
+            select(*self._MEMORY_COLUMNS)
+            .where(filter_clause(f))
+            .order_by(*order_clause(f.order_by))
+        )
         if f.limit is not None:
             stmt = stmt.limit(f.limit)
         if f.offset:
@@ -370,7 +375,11 @@ class SQLModelMemoryStore:
         with self._read() as conn:
             now = int(conn.execute(select(M.c.value).where(M.c.key == "seq")).scalar_one())
             rows = conn.execute(select(T.pk, T.embedding).where(T.embedding.is_not(None))).all()
-        return now, [int(r.pk) for r in rows], bytes_to_vectors([r.embedding for r in rows], self._dimension)
+        return (
+            now,
+            [int(r.pk) for r in rows],
+            bytes_to_vectors([r.embedding for r in rows], self._dimension),
+        )
 
     def iter_vectors(self, batch_size: int = 10_000) -> Iterator[tuple[list[int], FloatArray]]:
         _, pks, vecs = self.snapshot_vectors()
@@ -380,7 +389,9 @@ class SQLModelMemoryStore:
     @_translate_errors
     def vector_count(self) -> int:
         with self._read() as conn:
-            return int(conn.execute(select(func.count()).where(T.embedding.is_not(None))).scalar_one())
+            return int(
+                conn.execute(select(func.count()).where(T.embedding.is_not(None))).scalar_one()
+            )
 
     @_translate_errors
     def stats(self, user_id: str | None = None) -> dict[str, Any]:
@@ -395,16 +406,18 @@ class SQLModelMemoryStore:
                 select(T.category, func.count()).where(filter_clause(current)).group_by(T.category)
             ).all()
             scopes = conn.execute(
-                select(T.scope_level, func.count()).where(filter_clause(current)).group_by(T.scope_level)
+                select(T.scope_level, func.count())
+                .where(filter_clause(current))
+                .group_by(T.scope_level)
             ).all()
-            users = conn.execute(select(func.count(func.distinct(T.user_id))).where(where)).scalar_one()
+            users = conn.execute(
+                select(func.count(func.distinct(T.user_id))).where(where)
+            ).scalar_one()
         categories = {str(c): int(n) for c, n in cats}
         scope_levels = {s.value: 0 for s in ScopeLevel}
         scope_levels.update({str(s): int(n) for s, n in scopes})
         size = sum(
-            p.stat().st_size
-            for p in (self.db_path, Path(f"{self.db_path}-wal"))
-            if p.exists()
+            p.stat().st_size for p in (self.db_path, Path(f"{self.db_path}-wal")) if p.exists()
         )
         return {
             "total": sum(categories.values()),
