@@ -36,7 +36,12 @@ USERS = 10
 
 
 def sentence(rng: random.Random) -> str:
-    return "User " + " ".join(rng.choices(WORDS, WEIGHTS, k=rng.randint(6, 14)))
+    """A stored fact: like extracted memories, every one starts with "User"."""
+    return "User " + question(rng)
+
+
+def question(rng: random.Random) -> str:
+    return " ".join(rng.choices(WORDS, WEIGHTS, k=rng.randint(6, 14)))
 
 
 def build(hm: HierarchicalMemory, size: int, rng: random.Random) -> float:
@@ -57,7 +62,7 @@ def bench_size(size: int, repeat: int) -> dict[str, object]:
         cfg = MemoryConfig(db_path=Path(tmp) / "bench.db", cache_max_size=10_000)
         hm = HierarchicalMemory.create_sync(cfg, embedder=HashEmbedder(384))
         build_s = build(hm, size, rng)
-        queries = [sentence(rng) for _ in range(repeat)]
+        queries = [question(rng) for _ in range(repeat)]
         it = iter(range(10**9))
 
         def query() -> str:

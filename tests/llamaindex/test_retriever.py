@@ -44,7 +44,7 @@ def seed(hm: HierarchicalMemory) -> dict[str, str]:
 def test_nodes_carry_ids_metadata_and_similarity(hm: HierarchicalMemory) -> None:
     ids = seed(hm)
     nodes = HeadroomRetriever(memory=hm, user_id="alice", top_k=10).retrieve(
-        "what tea does the user drink"
+        "which green tea does the user drink in the morning"
     )
     assert {n.node.node_id for n in nodes} == {ids["tea"], ids["coffee"], ids["session"]}
     top = nodes[0]
