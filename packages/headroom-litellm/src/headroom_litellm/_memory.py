@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from headroom.memory import HierarchicalMemory, MemoryConfig
+from headroom.memory import HierarchicalMemory, MemoryConfig, config_for
+from headroom.memory import resolve_memory as core_resolve_memory
 from headroom.memory.inline import InlineMemory
 
 __all__ = ["Identity", "IdentityDefaults", "InlinePool", "MemoryRegistry", "resolve_memory"]
@@ -48,24 +49,21 @@ class IdentityDefaults:
     agent_id: str | None = None
 
 
-def _config_for(db_path: str | Path | None, config: MemoryConfig | None) -> MemoryConfig:
-    if config is None:
-        return MemoryConfig() if db_path is None else MemoryConfig(db_path=db_path)
-    return config.with_overrides(db_path=db_path) if db_path is not None else config
-
-
 def resolve_memory(
     memory: HierarchicalMemory | None = None,
     db_path: str | Path | None = None,
     config: MemoryConfig | None = None,
     embedder: Any = None,
 ) -> tuple[HierarchicalMemory, bool]:
-    """Return ``(memory, owned)``: the given memory (not owned) or a newly opened one (owned)."""
-    if memory is not None:
-        if db_path is not None or config is not None:
-            logger.warning("headroom: memory= given; ignoring db_path= and config=")
-        return memory, False
-    return HierarchicalMemory.create_sync(_config_for(db_path, config), embedder=embedder), True
+    """Return ``(memory, owned)``: the given memory (not owned) or a newly opened one (owned).
+
+    Unlike the core rule, ``db_path=``/``config=`` next to ``memory=`` only log a warning: a
+    failure in the memory layer must never fail the user's LLM call.
+    """
+    if memory is not None and (db_path is not None or config is not None):
+        logger.warning("headroom: memory= given; ignoring db_path= and config=")
+        db_path = config = None
+    return core_resolve_memory(memory, db_path, config, embedder)
 
 
 class InlinePool:
@@ -142,7 +140,7 @@ class MemoryRegistry:
         """The given memory, or the cached one for that database (opened on first use)."""
         if memory is not None:
             return memory
-        cfg = _config_for(db_path, config)
+        cfg = config_for(db_path, config)
         key = str(Path(cfg.db_path).expanduser().resolve())
         with self._lock:
             cached = self._opened.get(key)

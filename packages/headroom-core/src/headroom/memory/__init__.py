@@ -20,6 +20,7 @@ from .errors import (
 )
 from .models import Memory as MemoryRecord
 from .models import MemoryCategory, ScopeLevel, SearchResult
+from .opening import config_for, resolve_memory
 from .ports import MemoryFilter, VectorFilter
 
 __all__ = [
@@ -48,4 +49,6 @@ __all__ = [
     "ValidationError",
     "VectorBackend",
     "VectorFilter",
+    "config_for",
+    "resolve_memory",
 ]
