@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, summarize, time_calls, write_json
 
 from headroom.memory import HierarchicalMemory, MemoryConfig
-from headroom.memory.testing import HashEmbedder
+from headroom.testing import HashEmbedder
 
 BASE_WORDS = (
     "python go rust java coffee tea hiking climbing music jazz piano guitar paris tokyo berlin "
@@ -92,7 +92,7 @@ def bench_size(size: int, repeat: int) -> dict[str, object]:
 
 
 def bench_embedder(repeat: int) -> dict[str, object]:
-    from headroom.memory.adapters.sentence_transformer import SentenceTransformerEmbedder
+    from headroom.memory.adapters.embedders.sentence_transformer import SentenceTransformerEmbedder
 
     emb = SentenceTransformerEmbedder(threads=1)
     rng = random.Random(1)

@@ -23,8 +23,8 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # script, not library: never touch the hub
 
-from headroom.memory.adapters.onnx_embedder import OnnxEmbedder
-from headroom.memory.adapters.sentence_transformer import SentenceTransformerEmbedder
+from headroom.memory.adapters.embedders.onnx import OnnxEmbedder
+from headroom.memory.adapters.embedders.sentence_transformer import SentenceTransformerEmbedder
 from headroom.memory.ports import Embedder
 
 RESULTS = Path(__file__).resolve().parent / "results" / "embedder_threads.json"

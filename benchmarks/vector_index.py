@@ -31,8 +31,8 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # script, not library: never touch the hub
 
-from headroom.memory.adapters.faiss_index import FaissVectorIndex
-from headroom.memory.adapters.numpy_index import NumpyVectorIndex
+from headroom.memory.adapters.vector.faiss_index import FaissVectorIndex
+from headroom.memory.adapters.vector.numpy_index import NumpyVectorIndex
 from headroom.memory.ports import VectorFilter
 
 RESULTS = Path(__file__).resolve().parent / "results" / "vector_index.json"

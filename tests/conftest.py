@@ -14,7 +14,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from headroom.memory import HierarchicalMemory, MemoryConfig
-from headroom.memory.testing import HashEmbedder
+from headroom.testing import HashEmbedder
 
 
 class SharedEmbedder:
@@ -41,7 +41,7 @@ class SharedEmbedder:
 @pytest.fixture(scope="session")
 def real_embedder() -> SharedEmbedder:
     """The real sentence-transformers embedder with the packaged all-MiniLM-L6-v2 weights."""
-    from headroom.memory.adapters.sentence_transformer import SentenceTransformerEmbedder
+    from headroom.memory.adapters.embedders.sentence_transformer import SentenceTransformerEmbedder
 
     return SharedEmbedder(SentenceTransformerEmbedder(threads=1))
 

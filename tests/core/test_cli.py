@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from headroom.cli import main
-from headroom.cli_memory import open_memory
+from headroom.cli.memory import open_memory
 from headroom.memory.errors import ValidationError
 from headroom.memory.models import Memory
 

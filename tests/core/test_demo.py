@@ -85,11 +85,11 @@ def test_local_model_smoke(tmp_path: Path) -> None:
     httpx = pytest.importorskip("httpx")
     openai = pytest.importorskip("openai")
     pytest.importorskip("xllamacpp")
-    from headroom.local_llm import MEMORY_GRAMMAR, LocalModelServer, ensure_local_model
+    from headroom.cli.local_llm import MEMORY_GRAMMAR, LocalModelServer, ensure_local_model
     from headroom.memory import HierarchicalMemory, MemoryConfig
-    from headroom.memory.scripted import parse_injected_memories
-    from headroom.memory.testing import HashEmbedder
-    from headroom.memory.wrapper import with_memory
+    from headroom.openai.wrapper import with_memory
+    from headroom.testing import HashEmbedder
+    from headroom.testing.scripted import parse_injected_memories
 
     sent: list[dict[str, Any]] = []
 

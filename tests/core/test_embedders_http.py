@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from headroom.memory.adapters.http_embedders import OllamaEmbedder, OpenAIEmbedder
+from headroom.memory.adapters.embedders.http import OllamaEmbedder, OpenAIEmbedder
 from headroom.memory.errors import ConfigurationError, DimensionMismatchError, EmbeddingError
 from headroom.memory.ports import Embedder
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from headroom.memory.adapters.onnx_embedder import OnnxEmbedder
-from headroom.memory.adapters.sentence_transformer import SentenceTransformerEmbedder
+from headroom.memory.adapters.embedders.onnx import OnnxEmbedder
+from headroom.memory.adapters.embedders.sentence_transformer import SentenceTransformerEmbedder
 from headroom.memory.ports import Embedder
 
 pytestmark = pytest.mark.real_embedder

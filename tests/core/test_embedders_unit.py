@@ -8,14 +8,14 @@ import sys
 import numpy as np
 import pytest
 
-from headroom.memory.adapters._vectors import as_unit_rows, l2_normalize
-from headroom.memory.adapters.http_embedders import OllamaEmbedder, OpenAIEmbedder, redact_url
-from headroom.memory.adapters.model_files import find_minilm_path, resolve_local_model
-from headroom.memory.adapters.onnx_embedder import OnnxEmbedder
-from headroom.memory.adapters.sentence_transformer import SentenceTransformerEmbedder
+from headroom.memory.adapters.embedders.http import OllamaEmbedder, OpenAIEmbedder, redact_url
+from headroom.memory.adapters.embedders.model_files import find_minilm_path, resolve_local_model
+from headroom.memory.adapters.embedders.onnx import OnnxEmbedder
+from headroom.memory.adapters.embedders.sentence_transformer import SentenceTransformerEmbedder
+from headroom.memory.adapters.vector.arrays import as_unit_rows, l2_normalize
 from headroom.memory.errors import ConfigurationError, DimensionMismatchError, EmbeddingError
 from headroom.memory.ports import Embedder
-from headroom.memory.testing import FailingEmbedder, HashEmbedder
+from headroom.testing import FailingEmbedder, HashEmbedder
 
 
 def cos(a: np.ndarray, b: np.ndarray) -> float:
@@ -41,7 +41,7 @@ class TestHashEmbedder:
         assert np.array_equal(first, HashEmbedder(64).embed(texts))
         # Another interpreter with a different hash seed gets the same vectors.
         code = (
-            "from headroom.memory.testing import HashEmbedder;"
+            "from headroom.testing import HashEmbedder;"
             f"print(HashEmbedder(64).embed({texts!r}).tobytes().hex())"
         )
         out = subprocess.run(
@@ -161,8 +161,8 @@ def test_known_dimensions_need_no_model_or_network() -> None:
 def test_heavy_libraries_are_not_imported_by_the_adapters() -> None:
     code = (
         "import sys;"
-        "import headroom.memory.adapters.sentence_transformer, headroom.memory.adapters.onnx_embedder;"
-        "import headroom.memory.adapters.http_embedders, headroom.memory.testing;"
+        "import headroom.memory.adapters.embedders.sentence_transformer, headroom.memory.adapters.embedders.onnx;"
+        "import headroom.memory.adapters.embedders.http, headroom.testing;"
         "print(sorted(m for m in ('torch','sentence_transformers','onnxruntime','tokenizers','httpx')"
         " if m in sys.modules))"
     )

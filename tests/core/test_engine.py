@@ -19,7 +19,7 @@ from headroom.memory import (
     SupersededError,
     ValidationError,
 )
-from headroom.memory.testing import HashEmbedder
+from headroom.testing import HashEmbedder
 
 S = HierarchicalMemory
 

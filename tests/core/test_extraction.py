@@ -1,4 +1,4 @@
-"""Tests of headroom.memory.extraction: parsing and stripping of <memory> blocks."""
+"""Tests of headroom.inline.extraction: parsing and stripping of <memory> blocks."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from headroom.memory.errors import ValidationError
-from headroom.memory.extraction import (
+from headroom.inline.extraction import (
     MEMORY_TAG,
     ExtractedMemory,
     StreamingMemoryStripper,
@@ -19,6 +18,7 @@ from headroom.memory.extraction import (
     split_memory_block,
     strip_memory_blocks,
 )
+from headroom.memory.errors import ValidationError
 from headroom.memory.models import MemoryCategory, ScopeLevel
 
 BLOCK = (
@@ -109,7 +109,7 @@ def test_parse_tolerates_fences_trailing_commas_and_noise(payload: str) -> None:
     ],
 )
 def test_parse_malformed_returns_empty(payload: str, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="headroom.memory.extraction"):
+    with caplog.at_level(logging.DEBUG, logger="headroom.inline.extraction"):
         assert parse_memory_items(payload) == []
 
 
@@ -119,7 +119,7 @@ def test_parse_non_string_payload() -> None:
 
 
 def test_parse_malformed_logs_at_debug(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="headroom.memory.extraction"):
+    with caplog.at_level(logging.DEBUG, logger="headroom.inline.extraction"):
         parse_memory_items("{broken")
     assert caplog.records and all(r.levelno == logging.DEBUG for r in caplog.records)
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from headroom.memory import HierarchicalMemory, MemoryConfig
-from headroom.memory.testing import HashEmbedder
+from headroom.testing import HashEmbedder
 
 HARNESS = Path(__file__).resolve().parents[2] / "benchmarks" / "locomo_retrieval.py"
 

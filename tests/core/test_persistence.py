@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from headroom.memory import DimensionMismatchError, HierarchicalMemory, MemoryConfig, MemoryFilter
-from headroom.memory.testing import HashEmbedder
+from headroom.testing import HashEmbedder
 
 CHILD_PRELUDE = """
 import sys
 from headroom.memory import HierarchicalMemory, MemoryConfig, MemoryFilter
-from headroom.memory.testing import HashEmbedder
+from headroom.testing import HashEmbedder
 cfg = MemoryConfig(db_path=sys.argv[1], vector_dimension=64)
 hm = HierarchicalMemory.create_sync(cfg, embedder=HashEmbedder(64))
 """

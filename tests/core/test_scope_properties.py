@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from headroom.memory import HierarchicalMemory, MemoryConfig, MemoryFilter, ScopeLevel
-from headroom.memory.testing import HashEmbedder
+from headroom.testing import HashEmbedder
 
 USERS = ["alice", "bob"]
 SESSIONS = [None, "s1", "s2"]

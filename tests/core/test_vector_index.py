@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from headroom.memory.adapters.numpy_index import NumpyVectorIndex
+from headroom.memory.adapters.vector.numpy_index import NumpyVectorIndex
 from headroom.memory.errors import (
     ConfigurationError,
     DimensionMismatchError,
@@ -26,7 +26,7 @@ Factory = Callable[..., Any]
 def _faiss_factory(**options: Any) -> Factory:
     def make(dimension: int = DIM, path: Path | None = None, **extra: Any) -> Any:
         pytest.importorskip("faiss")
-        from headroom.memory.adapters.faiss_index import FaissVectorIndex
+        from headroom.memory.adapters.vector.faiss_index import FaissVectorIndex
 
         return FaissVectorIndex(dimension, path=path, **{**options, **extra})
 
@@ -351,7 +351,7 @@ def test_clear(make: Factory) -> None:
 
 def test_auto_switches_to_hnsw_and_stays_correct() -> None:
     pytest.importorskip("faiss")
-    from headroom.memory.adapters.faiss_index import FaissVectorIndex
+    from headroom.memory.adapters.vector.faiss_index import FaissVectorIndex
 
     vecs = clustered(600, seed=11)
     ids = np.arange(600, dtype=np.int64) * 3
@@ -376,7 +376,7 @@ def test_auto_switches_to_hnsw_and_stays_correct() -> None:
 
 def test_forced_kind_is_applied_on_load(tmp_path: Path) -> None:
     pytest.importorskip("faiss")
-    from headroom.memory.adapters.faiss_index import FaissVectorIndex
+    from headroom.memory.adapters.vector.faiss_index import FaissVectorIndex
 
     path = tmp_path / "v.idx"
     vecs = clustered(300)
@@ -391,7 +391,7 @@ def test_forced_kind_is_applied_on_load(tmp_path: Path) -> None:
 
 def test_numpy_file_is_not_loaded_by_faiss(tmp_path: Path) -> None:
     pytest.importorskip("faiss")
-    from headroom.memory.adapters.faiss_index import FaissVectorIndex
+    from headroom.memory.adapters.vector.faiss_index import FaissVectorIndex
 
     path = tmp_path / "v.idx"
     np_index = NumpyVectorIndex(DIM, path=path)
@@ -401,7 +401,7 @@ def test_numpy_file_is_not_loaded_by_faiss(tmp_path: Path) -> None:
 
 
 def test_missing_faiss_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    from headroom.memory.adapters.faiss_index import FaissVectorIndex
+    from headroom.memory.adapters.vector.faiss_index import FaissVectorIndex
 
     monkeypatch.setitem(sys.modules, "faiss", None)
     with pytest.raises(MissingDependencyError, match=r"headroom-core\[faiss\]"):
@@ -410,7 +410,7 @@ def test_missing_faiss_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_bad_kind_is_a_configuration_error() -> None:
     pytest.importorskip("faiss")
-    from headroom.memory.adapters.faiss_index import FaissVectorIndex
+    from headroom.memory.adapters.vector.faiss_index import FaissVectorIndex
 
     with pytest.raises(ConfigurationError):
         FaissVectorIndex(DIM, kind="ivf")

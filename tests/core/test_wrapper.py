@@ -15,8 +15,8 @@ import pytest
 
 from headroom import MemoryWrapper, with_memory
 from headroom.memory import HierarchicalMemory, MemoryCategory, MemoryConfig, ScopeLevel
-from headroom.memory.fake_openai import FakeOpenAIServer
-from headroom.memory.testing import FailingEmbedder, HashEmbedder
+from headroom.testing import FailingEmbedder, HashEmbedder
+from headroom.testing.fake_openai import FakeOpenAIServer
 
 BLOCK = (
     '<memory>{"memories": [{"content": "User likes green tea", "category": "preference"}]}</memory>'

@@ -14,8 +14,8 @@ from openai import OpenAI
 
 from headroom import with_memory
 from headroom.memory import MemoryConfig
-from headroom.memory.fake_openai import FakeOpenAIServer
-from headroom.memory.testing import HashEmbedder
+from headroom.testing import HashEmbedder
+from headroom.testing.fake_openai import FakeOpenAIServer
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_recall_from_a_separate_process(
         from openai import OpenAI
         from headroom import with_memory
         from headroom.memory import MemoryConfig
-        from headroom.memory.testing import HashEmbedder
+        from headroom.testing import HashEmbedder
         cfg = MemoryConfig(db_path={str(hash_config.db_path)!r}, vector_dimension=64)
         client = with_memory(OpenAI(base_url={server.base_url!r}, api_key="test"), user_id="bob",
                              session_id="afternoon", config=cfg, embedder=HashEmbedder(64))

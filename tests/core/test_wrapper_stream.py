@@ -9,9 +9,9 @@ import openai
 import pytest
 
 from headroom import with_memory
+from headroom.inline.extraction import strip_memory_blocks
 from headroom.memory import HierarchicalMemory
-from headroom.memory.extraction import strip_memory_blocks
-from headroom.memory.fake_openai import FakeOpenAIServer, split_text
+from headroom.testing.fake_openai import FakeOpenAIServer, split_text
 
 BLOCK = '<memory>{"memories": [{"content": "User likes green tea"}]}</memory>'
 REPLY = f"Sure, noted.\n\n{BLOCK}"
@@ -50,7 +50,7 @@ def _reset(server: FakeOpenAIServer, script: Script) -> None:
 def expected(server: FakeOpenAIServer, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The visible text of the same reply through the wrapper without streaming."""
     from headroom.memory import MemoryConfig
-    from headroom.memory.testing import HashEmbedder
+    from headroom.testing import HashEmbedder
 
     db = tmp_path_factory.mktemp("expected") / "m.db"
     client = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0)

@@ -9,8 +9,8 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
+from headroom.inline.injection import INSTRUCTION_MARKER
 from headroom.memory import HierarchicalMemory, MemoryFilter, ScopeLevel
-from headroom.memory.injection import INSTRUCTION_MARKER
 from headroom_langchain import HeadroomChatModel, HeadroomMemory
 
 PROMPT = ChatPromptTemplate.from_messages([("system", "You are helpful."), ("human", "{question}")])
@@ -139,7 +139,7 @@ def test_list_content_reply_is_stripped(
 
 def test_db_path_construction_owns_memory(tmp_path: Any, scripted: Any) -> None:
     from headroom.memory import MemoryConfig
-    from headroom.memory.testing import HashEmbedder
+    from headroom.testing import HashEmbedder
 
     cfg = MemoryConfig(db_path=tmp_path / "own.db", vector_dimension=64)
     with HeadroomMemory(config=cfg, embedder=HashEmbedder(64), user_id="u") as memory:

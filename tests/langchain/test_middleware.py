@@ -8,8 +8,8 @@ from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.tools import tool
 
+from headroom.inline.injection import INSTRUCTION_MARKER
 from headroom.memory import HierarchicalMemory
-from headroom.memory.injection import INSTRUCTION_MARKER
 from headroom_langchain import HeadroomMemory, HeadroomMiddleware
 
 

@@ -12,7 +12,7 @@ from langchain_tests.integration_tests import RetrieversIntegrationTests
 
 from headroom.memory import HierarchicalMemory, MemoryCategory, MemoryConfig
 from headroom.memory.errors import ValidationError
-from headroom.memory.testing import HashEmbedder
+from headroom.testing import HashEmbedder
 from headroom_langchain import HeadroomMemory, HeadroomRetriever
 
 FACTS = [

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from headroom.memory import HierarchicalMemory, MemoryConfig
-from headroom.memory.fake_openai import FakeOpenAIServer
-from headroom.memory.testing import HashEmbedder
+from headroom.testing import HashEmbedder
+from headroom.testing.fake_openai import FakeOpenAIServer
 
 REPLY = 'Sure thing. <memory>{"memories": [{"content": "User likes Rust"}]}</memory>'
 """What the fake server and mock_response answer (keep in sync with the test modules)."""

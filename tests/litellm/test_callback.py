@@ -10,9 +10,9 @@ import litellm
 import pytest
 
 import headroom_litellm as hl
+from headroom.inline.injection import INSTRUCTION_MARKER
 from headroom.memory import HierarchicalMemory
-from headroom.memory.fake_openai import FakeOpenAIServer
-from headroom.memory.injection import INSTRUCTION_MARKER
+from headroom.testing.fake_openai import FakeOpenAIServer
 
 REPLY = 'Sure thing. <memory>{"memories": [{"content": "User likes Rust"}]}</memory>'
 VISIBLE = "Sure thing."

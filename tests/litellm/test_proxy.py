@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
+from headroom.inline.injection import INSTRUCTION_MARKER
 from headroom.memory import HierarchicalMemory
-from headroom.memory.fake_openai import FakeOpenAIServer
-from headroom.memory.injection import INSTRUCTION_MARKER
+from headroom.testing.fake_openai import FakeOpenAIServer
 
 pytestmark = pytest.mark.litellm_proxy
 
@@ -34,7 +34,7 @@ HANDLER = """
 import os
 
 from headroom.memory import HierarchicalMemory, MemoryConfig
-from headroom.memory.testing import HashEmbedder
+from headroom.testing import HashEmbedder
 from headroom_litellm import HeadroomCallback
 
 memory = HierarchicalMemory.create_sync(

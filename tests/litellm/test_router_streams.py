@@ -10,9 +10,9 @@ import litellm
 import pytest
 
 import headroom_litellm as hl
+from headroom.inline.injection import INSTRUCTION_MARKER
 from headroom.memory import HierarchicalMemory
-from headroom.memory.fake_openai import FakeOpenAIServer
-from headroom.memory.injection import INSTRUCTION_MARKER
+from headroom.testing.fake_openai import FakeOpenAIServer
 from headroom_litellm._responses import StreamStripper
 
 REPLY = 'Sure thing. <memory>{"memories": [{"content": "User likes Rust"}]}</memory>'
@@ -122,7 +122,7 @@ def _chunks(pieces: list[str], index: int = 0) -> list[dict[str, Any]]:
 
 def test_stripper_every_split_position() -> None:
     text = f"Hello <b>there</b>\n\n{REPLY} and after."
-    from headroom.memory.extraction import strip_memory_blocks
+    from headroom.inline.extraction import strip_memory_blocks
 
     expected = strip_memory_blocks(text)
     assert "<memory" not in expected

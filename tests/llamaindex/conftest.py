@@ -16,7 +16,7 @@ from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
 
 from headroom.memory import HierarchicalMemory, MemoryConfig
-from headroom.memory.testing import HashEmbedder
+from headroom.testing import HashEmbedder
 
 
 class ScriptedLLM(CustomLLM):

@@ -10,8 +10,8 @@ from llama_index.core.llms import ChatMessage, MessageRole, TextBlock
 from llama_index.core.memory import ChatMemoryBuffer, Memory
 from llama_index.core.memory.memory import DEFAULT_MEMORY_BLOCKS_TEMPLATE
 
+from headroom.inline.extraction import split_memory_block
 from headroom.memory import HierarchicalMemory, MemoryFilter
-from headroom.memory.extraction import split_memory_block
 from headroom_llamaindex import (
     HeadroomChatStore,
     HeadroomDBChatStore,
@@ -201,7 +201,7 @@ def test_default_template_would_collide_and_headroom_template_does_not() -> None
     assert "User likes tea" not in split_memory_block(default)[0]  # the hazard
     assert split_memory_block(ours) == (ours, [])
     for size in (1, 2, 3, 8):  # streaming too
-        from headroom.memory.extraction import StreamingMemoryStripper
+        from headroom.inline.extraction import StreamingMemoryStripper
 
         stripper = StreamingMemoryStripper()
         out = "".join(stripper.feed(ours[i : i + size]) for i in range(0, len(ours), size))

@@ -83,7 +83,7 @@ async def test_aretrieve(hm: HierarchicalMemory) -> None:
 
 
 def test_owns_a_memory_opened_from_db_path(tmp_path: Path) -> None:
-    from headroom.memory.testing import HashEmbedder
+    from headroom.testing import HashEmbedder
 
     config = MemoryConfig(db_path=tmp_path / "own.db", vector_dimension=64)
     retriever = HeadroomRetriever(config=config, embedder=HashEmbedder(64), user_id="alice")

@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .memory.wrapper import MemoryWrapper, WrapperMemoryAPI, with_memory
+    from headroom.openai.wrapper import MemoryWrapper, WrapperMemoryAPI, with_memory
 
 __version__ = "0.1.0"
 
@@ -23,9 +23,9 @@ __all__ = [
 ]
 
 _LAZY = {
-    "with_memory": "headroom.memory.wrapper",
-    "MemoryWrapper": "headroom.memory.wrapper",
-    "WrapperMemoryAPI": "headroom.memory.wrapper",
+    "with_memory": "headroom.openai.wrapper",
+    "MemoryWrapper": "headroom.openai.wrapper",
+    "WrapperMemoryAPI": "headroom.openai.wrapper",
 }
 
 

@@ -12,8 +12,8 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.messages.utils import convert_to_openai_messages
 
-from headroom.memory.extraction import ExtractedMemory, StreamingMemoryStripper
-from headroom.memory.inline import InlineMemory
+from headroom.inline.extraction import ExtractedMemory, StreamingMemoryStripper
+from headroom.inline.memory import InlineMemory
 
 __all__ = [
     "feed_content",

@@ -5,7 +5,7 @@ It is a real :class:`~langchain_core.language_models.BaseChatModel` (``_generate
 and ``astream_events`` treat it like any chat model. Each call:
 
 1. converts the LangChain messages to OpenAI-format dicts and lets the core's
-   :class:`~headroom.memory.inline.InlineMemory` inject the relevant memories (in front of the last
+   :class:`~headroom.inline.memory.InlineMemory` inject the relevant memories (in front of the last
    user message) and the extraction instruction (in the system message);
 2. maps the result back onto the original messages (unchanged messages are passed through as is);
 3. calls the wrapped model, removes the ``<memory>`` block from the reply (in streams, chunk by
@@ -36,7 +36,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 from pydantic import ConfigDict, Field
 
-from headroom.memory.inline import InlineMemory, PreparedRequest
+from headroom.inline.memory import InlineMemory, PreparedRequest
 
 from ._messages import feed_content, from_prepared, strip_ai_message, to_openai
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 
+from headroom.inline.memory import InlineMemory
 from headroom.memory import HierarchicalMemory, MemoryConfig
-from headroom.memory.inline import InlineMemory
 from headroom.memory.ports import Embedder
 
 from ._memory import missing, resolve_memory

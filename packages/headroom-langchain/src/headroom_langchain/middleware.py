@@ -29,9 +29,9 @@ from langchain.agents.middleware.types import (
 )
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, SystemMessage
 
+from headroom.inline.extraction import ExtractedMemory
+from headroom.inline.memory import InlineMemory, PreparedRequest
 from headroom.memory import HierarchicalMemory
-from headroom.memory.extraction import ExtractedMemory
-from headroom.memory.inline import InlineMemory, PreparedRequest
 
 from ._messages import from_prepared, strip_ai_message, to_openai
 

@@ -18,7 +18,7 @@ The user of each request comes from ``metadata={"headroom_user_id": ...}`` (also
 ``headroom_session_id`` / ``headroom_agent_id``), else the request's ``user`` field, else the
 defaults given; requests without a user pass through untouched. Failures of the memory layer
 are logged and never fail the LLM call. Injection and extraction are the core's
-(:class:`headroom.memory.inline.InlineMemory`), identical to ``with_memory``.
+(:class:`headroom.inline.memory.InlineMemory`), identical to ``with_memory``.
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
+from headroom.inline.injection import INSTRUCTION_MARKER
+from headroom.inline.memory import InlineMemory
 from headroom.memory import HierarchicalMemory
-from headroom.memory.injection import INSTRUCTION_MARKER
-from headroom.memory.inline import InlineMemory
 
 from ._identity import (
     get_state,

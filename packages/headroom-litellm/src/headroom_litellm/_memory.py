@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from headroom.inline.memory import InlineMemory
 from headroom.memory import HierarchicalMemory, MemoryConfig, config_for
 from headroom.memory import resolve_memory as core_resolve_memory
-from headroom.memory.inline import InlineMemory
 
 __all__ = ["Identity", "IdentityDefaults", "InlinePool", "MemoryRegistry", "resolve_memory"]
 

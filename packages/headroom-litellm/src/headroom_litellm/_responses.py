@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from headroom.memory.extraction import ExtractedMemory, StreamingMemoryStripper, split_memory_block
+from headroom.inline.extraction import ExtractedMemory, StreamingMemoryStripper, split_memory_block
 
 __all__ = ["StreamStripper", "strip_response"]
 

@@ -25,8 +25,8 @@ from typing import TypeVar
 
 from llama_index.core.llms import ChatMessage, MessageRole, TextBlock
 
+from headroom.inline.extraction import strip_memory_blocks
 from headroom.memory.errors import ClosedError, HeadroomError, StorageError
-from headroom.memory.extraction import strip_memory_blocks
 
 __all__ = ["ChatDatabase", "ChatStoreIndexError", "dump_message", "load_message", "strip_message"]
 

@@ -1,7 +1,7 @@
 """HeadroomLLM: wrap any LlamaIndex LLM so every call injects memories and stores what it learns.
 
 Each ``chat`` / ``complete`` call (sync, async, streaming) goes through the core's
-:class:`~headroom.memory.inline.InlineMemory`: the memories visible to (user, session, agent) are
+:class:`~headroom.inline.memory.InlineMemory`: the memories visible to (user, session, agent) are
 searched with the last user message and injected, the extraction instruction is added, the wrapped
 LLM is called, the ``<memory>`` block is parsed and stored, and the reply is returned without it
 (streams too, even when the tag is split across chunks). Chat engines built on a HeadroomLLM
@@ -34,11 +34,11 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 
+from headroom.inline.extraction import StreamingMemoryStripper
+from headroom.inline.memory import InlineMemory, PreparedRequest
 from headroom.memory.config import MemoryConfig
 from headroom.memory.core import HierarchicalMemory
 from headroom.memory.errors import ConfigurationError
-from headroom.memory.extraction import StreamingMemoryStripper
-from headroom.memory.inline import InlineMemory, PreparedRequest
 from headroom.memory.ports import Embedder
 
 from ._memory import close_quietly, resolve_memory

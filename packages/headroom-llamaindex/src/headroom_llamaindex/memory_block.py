@@ -32,15 +32,15 @@ from llama_index.core.llms import ChatMessage
 from llama_index.core.memory.memory import DEFAULT_MEMORY_BLOCKS_TEMPLATE, BaseMemoryBlock
 from llama_index.core.prompts import RichPromptTemplate
 
-from headroom.memory.config import MemoryConfig
-from headroom.memory.core import HierarchicalMemory
-from headroom.memory.errors import ConfigurationError
-from headroom.memory.injection import (
+from headroom.inline.injection import (
     InjectedMemory,
     estimate_tokens,
     last_user_text,
     render_memory_context,
 )
+from headroom.memory.config import MemoryConfig
+from headroom.memory.core import HierarchicalMemory
+from headroom.memory.errors import ConfigurationError
 from headroom.memory.models import MemoryCategory
 from headroom.memory.ports import Embedder
 

@@ -17,18 +17,17 @@ from typing import Any
 import numpy as np
 
 from .config import MemoryConfig
+from .engine_reads import EngineReads
 from .errors import AccessDeniedError, MemoryNotFoundError, SupersededError, ValidationError
-from .models import Memory, MemoryCategory, ScopeLevel, SearchResult, utcnow
+from .models import Memory, MemoryCategory, ScopeLevel, utcnow
 from .ports import (
     Embedder,
     FloatArray,
     MemoryCache,
     MemoryFilter,
     TextIndex,
-    VectorFilter,
     VectorIndex,
 )
-from .ranking import apply_boosts, fuse_rankings
 from .validation import (
     check_content,
     check_entity_refs,
@@ -44,15 +43,13 @@ __all__ = ["MemoryEngine"]
 
 logger = logging.getLogger(__name__)
 
-_MIN_TEXT_EVIDENCE = 1e-4
-
 _ADD_KEYS = frozenset(
     {"content", "user_id", "session_id", "agent_id", "turn_id", "category", "importance",
      "entity_refs", "metadata", "valid_from", "scope"}
 )  # fmt: skip
 
 
-class MemoryEngine:
+class MemoryEngine(EngineReads):
     def __init__(
         self,
         config: MemoryConfig,
@@ -414,127 +411,3 @@ class MemoryEngine:
         self.sync_index()
         self._after_write()
         return int(deleted)
-
-    # -- reads ---------------------------------------------------------------------------------
-
-    def _check_cache(self) -> None:
-        assert self.cache is not None
-        seq = self.store.current_seq()
-        if seq != self._cache_seq:
-            self.cache.invalidate()
-            self._cache_seq = seq
-
-    def query(self, f: MemoryFilter) -> list[Memory]:
-        if f.limit is not None and f.limit < 0:
-            raise ValidationError("limit must be >= 0")
-        return self.store.query(f)
-
-    def count(self, f: MemoryFilter) -> int:
-        return int(self.store.count(f))
-
-    def search(
-        self,
-        query: str,
-        f: MemoryFilter,
-        *,
-        top_k: int,
-        min_similarity: float,
-        mode: str,
-    ) -> list[SearchResult]:
-        if not isinstance(query, str):
-            raise ValidationError("query must be a string")
-        check_id(f.user_id, "user_id")
-        if top_k <= 0:
-            raise ValidationError("top_k must be positive")
-        if mode not in ("hybrid", "semantic", "text"):
-            raise ValidationError("mode must be 'hybrid', 'semantic' or 'text'")
-        if not query.strip():
-            return []
-        key = None
-        if self.cache is not None:
-            self._check_cache()
-            key = f"search:{mode}:{top_k}:{min_similarity}:{query}:{f!r}"
-            cached = self.cache.get(key)
-            if cached is not None:
-                return list(cached)
-        results = self._search_uncached(
-            query, f, top_k=top_k, min_similarity=min_similarity, mode=mode
-        )
-        if self.cache is not None and key is not None:
-            self.cache.put(key, results)
-        return results
-
-    def _search_uncached(
-        self, query: str, f: MemoryFilter, *, top_k: int, min_similarity: float, mode: str
-    ) -> list[SearchResult]:
-        cfg = self.config
-        if self.vector_index is None:
-            mode = "text"
-        if self.text_index is None:
-            mode = "semantic"
-        pool = top_k if mode == "semantic" else max(top_k, cfg.hybrid_candidates)
-        text_hits: list[tuple[int, float]] = []
-        vector_hits: list[tuple[int, float]] = []
-        qvec = None
-        if mode != "semantic":
-            assert self.text_index is not None
-            text_hits = self.text_index.search(query, pool if mode == "hybrid" else top_k, f)
-            if mode == "hybrid":
-                # bm25 gives ~0 to rows matching only terms found in most rows (FTS5 clamps their
-                # idf to 1e-6): such rows carry no keyword evidence, so fusion must not rank them.
-                text_hits = [hit for hit in text_hits if hit[1] > _MIN_TEXT_EVIDENCE]
-        if mode != "text":
-            assert self.vector_index is not None
-            self.sync_index()
-            allowed = self.store.matching_pks(f)
-            if len(allowed) == 0:
-                return []
-            qvec = self._embed([query])[0]
-            vector_hits = self.vector_index.search(qvec, pool, VectorFilter(allowed_ids=allowed))
-        ranked: list[tuple[int, float, float, int | None, int | None]]
-        if mode == "text":
-            top = text_hits[0][1] if text_hits else 1.0
-            ranked = [(pk, score, score / top if top > 0 else 0.0, i + 1, None)
-                      for i, (pk, score) in enumerate(text_hits)]  # fmt: skip
-        elif mode == "semantic":
-            ranked = [(pk, sim, sim, None, i + 1) for i, (pk, sim) in enumerate(vector_hits)]
-        else:
-            fused = fuse_rankings(
-                text_hits, vector_hits,
-                text_weight=cfg.hybrid_text_weight, vector_weight=cfg.hybrid_vector_weight,
-                rrf_k=cfg.rrf_k,
-            )  # fmt: skip
-            sims = dict(vector_hits)
-            missing = [c.pk for c in fused if c.pk not in sims]
-            if missing and qvec is not None:
-                for pk, vec in self.store.get_vectors(missing).items():
-                    sims[pk] = float(np.dot(vec, qvec))
-            ranked = [
-                (c.pk, c.score, sims.get(c.pk, 0.0), c.text_rank, c.vector_rank) for c in fused
-            ]
-        if mode != "text":
-            ranked = [r for r in ranked if r[2] >= min_similarity]
-        memories = self.store.get_by_pks([r[0] for r in ranked[: max(top_k * 3, top_k + 10)]])
-        now = utcnow()
-        results = []
-        for pk, score, sim, trank, vrank in ranked:
-            memory = memories.get(pk)
-            if memory is None:
-                continue  # deleted meanwhile
-            boosted = apply_boosts(
-                score, importance=memory.importance, valid_from=memory.valid_from, now=now,
-                importance_weight=cfg.importance_weight,
-                recency_half_life_days=cfg.recency_half_life_days,
-            )  # fmt: skip
-            results.append(SearchResult(memory, float(sim), float(boosted), trank, vrank))
-        results.sort(key=lambda r: -r.score)
-        return results[:top_k]
-
-    def stats(self, user_id: str | None = None) -> dict[str, Any]:
-        if user_id is not None:
-            check_id(user_id, "user_id")
-        data: dict[str, Any] = self.store.stats(user_id)
-        data["vector_index_size"] = len(self.vector_index) if self.vector_index is not None else 0
-        data["embedder_model"] = self.embedder.model_name
-        data["dimension"] = self.embedder.dimension
-        return data

@@ -38,7 +38,7 @@ def create_embedder(config: MemoryConfig) -> Embedder:
     """Build the configured embedder (no model is loaded until first use where possible)."""
     backend = config.embedder_backend
     if backend is EmbedderBackend.LOCAL:
-        from .adapters.sentence_transformer import SentenceTransformerEmbedder
+        from .adapters.embedders.sentence_transformer import SentenceTransformerEmbedder
 
         return SentenceTransformerEmbedder(
             config.embedder_model,
@@ -46,7 +46,7 @@ def create_embedder(config: MemoryConfig) -> Embedder:
             batch_size=config.embedder_batch_size,
         )
     if backend is EmbedderBackend.ONNX:
-        from .adapters.onnx_embedder import OnnxEmbedder
+        from .adapters.embedders.onnx import OnnxEmbedder
 
         return OnnxEmbedder(
             config.embedder_model,
@@ -54,7 +54,7 @@ def create_embedder(config: MemoryConfig) -> Embedder:
             batch_size=config.embedder_batch_size,
         )
     if backend is EmbedderBackend.OPENAI:
-        from .adapters.http_embedders import OpenAIEmbedder
+        from .adapters.embedders.http import OpenAIEmbedder
 
         model = config.embedder_model
         if model == MemoryConfig.embedder_model:
@@ -64,7 +64,7 @@ def create_embedder(config: MemoryConfig) -> Embedder:
             dimension=config.vector_dimension, timeout=config.http_timeout,
         )  # fmt: skip
     if backend is EmbedderBackend.OLLAMA:
-        from .adapters.http_embedders import OllamaEmbedder
+        from .adapters.embedders.http import OllamaEmbedder
 
         model = config.embedder_model
         if model == MemoryConfig.embedder_model:
@@ -109,7 +109,7 @@ def _vector_index(config: MemoryConfig, dimension: int) -> VectorIndex | None:
         )
     path = Path(f"{config.db_path}.faiss")
     try:
-        from .adapters.faiss_index import FaissVectorIndex
+        from .adapters.vector.faiss_index import FaissVectorIndex
 
         return FaissVectorIndex(
             dimension,
@@ -128,7 +128,7 @@ def _vector_index(config: MemoryConfig, dimension: int) -> VectorIndex | None:
     except MissingDependencyError:
         if backend is not VectorBackend.AUTO:
             raise
-        from .adapters.numpy_index import NumpyVectorIndex
+        from .adapters.vector.numpy_index import NumpyVectorIndex
 
         logger.warning("faiss-cpu is not installed; using the exact numpy vector index")
         return NumpyVectorIndex(dimension, path=Path(f"{config.db_path}.npy-index"))
@@ -139,7 +139,7 @@ def create_memory_system(
 ) -> MemoryComponents:
     """Wire store, indexes, embedder and cache for ``config`` (the store is not opened yet)."""
     from .adapters.lru_cache import LRUMemoryCache
-    from .adapters.sqlmodel_store import SQLModelMemoryStore
+    from .adapters.sqlite.store import SQLModelMemoryStore
 
     config = config or MemoryConfig()
     embedder = embedder or create_embedder(config)
@@ -152,7 +152,7 @@ def create_memory_system(
     hooks = []
     text_index_factory = None
     if config.text_backend is TextBackend.FTS5:
-        from .adapters.fts5_index import FTS5TextIndex, create_fts_schema
+        from .adapters.sqlite.fts5 import FTS5TextIndex, create_fts_schema
 
         hooks.append(create_fts_schema)
         text_index_factory = FTS5TextIndex

@@ -12,7 +12,7 @@ Contracts every adapter keeps:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -206,3 +206,35 @@ class MemoryCache(Protocol):
     def invalidate(self, key: str | None = None) -> None: ...
 
     def __len__(self) -> int: ...
+
+
+def _categories(values: Sequence[MemoryCategory | str] | None) -> list[MemoryCategory] | None:
+    return None if values is None else [MemoryCategory.parse(v) for v in values]
+
+
+def search_filter(
+    user_id: str,
+    session_id: str | None = None,
+    agent_id: str | None = None,
+    turn_id: str | None = None,
+    *,
+    categories: Sequence[MemoryCategory | str] | None = None,
+    min_importance: float | None = None,
+    include_superseded: bool = False,
+    valid_at: datetime | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    entity_refs: Sequence[str] | None = None,
+) -> MemoryFilter:
+    """The filter of a search request made at (user, session, agent, turn)."""
+    return MemoryFilter(
+        user_id=user_id,
+        session_id=session_id,
+        agent_id=agent_id,
+        turn_id=turn_id,
+        categories=_categories(categories),
+        min_importance=min_importance,
+        include_superseded=include_superseded,
+        valid_at=valid_at,
+        metadata=dict(metadata) if metadata is not None else None,
+        entity_refs=list(entity_refs) if entity_refs is not None else None,
+    )

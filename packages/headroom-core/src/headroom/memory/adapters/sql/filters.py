@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import and_, exists, func, literal_column, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..models import ScopeLevel
-from ..ports import MemoryFilter
-from .sqlmodel_tables import MemoryRow
+from headroom.memory.adapters.sql.tables import MemoryRow
+from headroom.memory.models import ScopeLevel
+from headroom.memory.ports import MemoryFilter
 
 __all__ = ["filter_clause", "order_clause"]
 
@@ -124,7 +124,7 @@ def order_clause(order_by: str) -> list[Any]:
     try:
         return mapping[order_by]
     except KeyError:
-        from ..errors import ValidationError
+        from headroom.memory.errors import ValidationError
 
         raise ValidationError(
             f"unknown order_by {order_by!r}; use one of {sorted(mapping)}"

@@ -15,11 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .cli import CliError
+from headroom.cli.errors import CliError
 
 if TYPE_CHECKING:
-    from .memory.core import HierarchicalMemory
-    from .memory.models import Memory, SearchResult
+    from headroom.memory.core import HierarchicalMemory
+    from headroom.memory.models import Memory, SearchResult
 
 __all__ = [
     "cmd_delete",
@@ -41,14 +41,14 @@ def open_memory(
     db: str | Path, embedder: str = "local", *, create: bool = False
 ) -> HierarchicalMemory:
     """Open the database at ``db`` with the named embedder (``hash`` is the test fake)."""
-    from .memory.config import EmbedderBackend, MemoryConfig
-    from .memory.core import HierarchicalMemory
+    from headroom.memory.config import EmbedderBackend, MemoryConfig
+    from headroom.memory.core import HierarchicalMemory
 
     path = Path(db)
     if not create and not path.is_file():
         raise CliError(f"no memory database at {str(path)!r} (choose one with --db PATH)")
     if embedder == "hash":
-        from .memory.testing import HashEmbedder
+        from headroom.testing import HashEmbedder
 
         return HierarchicalMemory.create_sync(
             MemoryConfig(db_path=path, vector_dimension=64), embedder=HashEmbedder(64)
@@ -125,8 +125,8 @@ def _check_scope(args: argparse.Namespace) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .memory.models import MemoryCategory
-    from .memory.ports import MemoryFilter
+    from headroom.memory.models import MemoryCategory
+    from headroom.memory.ports import MemoryFilter
 
     _check_scope(args)
     categories = [MemoryCategory.parse(c) for c in args.category] if args.category else None
@@ -213,7 +213,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .memory.ports import MemoryFilter
+    from headroom.memory.ports import MemoryFilter
 
     with _opened(args) as hm:
         memories = hm.sync.query(MemoryFilter(user_id=args.user, include_superseded=True))
@@ -232,8 +232,8 @@ def _write_lines(out: TextIO, memories: list[Memory]) -> None:
 
 
 def _read_records(handle: TextIO, source: str) -> list[Memory]:
-    from .memory.errors import HeadroomError
-    from .memory.models import Memory
+    from headroom.memory.errors import HeadroomError
+    from headroom.memory.models import Memory
 
     records = []
     for number, line in enumerate(handle, 1):
@@ -282,7 +282,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from .memory.ports import MemoryFilter
+    from headroom.memory.ports import MemoryFilter
 
     target = f"user {args.user!r}"
     if args.session:

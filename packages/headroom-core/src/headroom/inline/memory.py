@@ -25,16 +25,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .core import HierarchicalMemory
-from .extraction import ExtractedMemory, StreamingMemoryStripper, split_memory_block
-from .injection import (
+from headroom.inline.extraction import ExtractedMemory, StreamingMemoryStripper, split_memory_block
+from headroom.inline.injection import (
     EXTRACTION_INSTRUCTION,
     InjectedMemory,
     last_user_text,
     prepare_messages,
     render_memory_context,
 )
-from .models import Memory, MemoryCategory, ScopeLevel, SearchResult
+from headroom.memory.core import HierarchicalMemory
+from headroom.memory.models import Memory, MemoryCategory, ScopeLevel, SearchResult
 
 __all__ = ["InlineMemory", "PreparedRequest"]
 
@@ -68,7 +68,7 @@ class InlineMemory:
         default_importance: float = 0.7,
         instruction: str | None = EXTRACTION_INSTRUCTION,
     ) -> None:
-        from .validation import check_id, check_optional_id
+        from headroom.memory.validation import check_id, check_optional_id
 
         self.memory = memory
         self.user_id = check_id(user_id, "user_id")
@@ -219,7 +219,7 @@ class InlineMemory:
         return ScopeLevel.USER
 
     def _store_one(self, engine: Any, item: ExtractedMemory, refs: dict[str, str]) -> Memory | None:
-        from .ports import MemoryFilter
+        from headroom.memory.ports import MemoryFilter
 
         category = item.category or MemoryCategory.FACT
         importance = item.importance if item.importance is not None else self.default_importance

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from ..errors import ConfigurationError, EmbeddingError, MissingDependencyError
-from ..ports import FloatArray
-from ._vectors import as_unit_rows, empty_vectors
+from headroom.memory.adapters.vector.arrays import as_unit_rows, empty_vectors
+from headroom.memory.errors import ConfigurationError, EmbeddingError, MissingDependencyError
+from headroom.memory.ports import FloatArray
 
 if TYPE_CHECKING:
     import httpx

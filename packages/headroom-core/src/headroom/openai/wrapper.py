@@ -5,7 +5,7 @@
     client = with_memory(OpenAI(), user_id="alice")
     client.chat.completions.create(model="gpt-4o", messages=[...])   # used exactly as before
 
-Each ``chat.completions.create`` call goes through :class:`~headroom.memory.inline.InlineMemory`:
+Each ``chat.completions.create`` call goes through :class:`~headroom.inline.memory.InlineMemory`:
 the memories visible to (user, session, agent) are injected into the last user message and the
 extraction instruction into the system message, the provider is called with those messages (all
 other arguments unchanged), the ``<memory>`` block is removed from every choice of the reply (or
@@ -26,15 +26,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .config import EmbedderBackend, MemoryConfig
-from .core import HierarchicalMemory
-from .errors import ClosedError
-from .extraction import ExtractedMemory
-from .inline import InlineMemory, PreparedRequest
-from .models import Memory, MemoryCategory, ScopeLevel, SearchResult
-from .ports import Embedder, MemoryFilter
-from .validation import check_id, check_optional_id
-from .wrapper_stream import AsyncMemoryStream, MemoryStream, get_field, set_field
+from headroom.inline.extraction import ExtractedMemory
+from headroom.inline.memory import InlineMemory, PreparedRequest
+from headroom.memory.config import EmbedderBackend, MemoryConfig
+from headroom.memory.core import HierarchicalMemory
+from headroom.memory.errors import ClosedError
+from headroom.memory.models import Memory, MemoryCategory, ScopeLevel, SearchResult
+from headroom.memory.ports import Embedder, MemoryFilter
+from headroom.memory.validation import check_id, check_optional_id
+from headroom.openai.stream import AsyncMemoryStream, MemoryStream, get_field, set_field
 
 __all__ = ["MemoryWrapper", "WrapperMemoryAPI", "strip_response", "with_memory"]
 

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ValidationError
-from .extraction import strip_memory_blocks
+from headroom.inline.extraction import strip_memory_blocks
+from headroom.memory.errors import ValidationError
 
 __all__ = [
     "CONTEXT_TAG",

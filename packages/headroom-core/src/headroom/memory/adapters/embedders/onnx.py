@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigurationError, EmbeddingError, MissingDependencyError
-from ..ports import FloatArray
-from ._vectors import as_unit_rows, empty_vectors
-from .model_files import (
+from headroom.memory.adapters.embedders.model_files import (
     MINILM_DIMENSION,
     find_minilm_int8_onnx,
     find_minilm_path,
     is_minilm,
 )
+from headroom.memory.adapters.vector.arrays import as_unit_rows, empty_vectors
+from headroom.memory.errors import ConfigurationError, EmbeddingError, MissingDependencyError
+from headroom.memory.ports import FloatArray
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession

@@ -7,10 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EmbeddingError, MissingDependencyError
-from ..ports import FloatArray
-from ._vectors import as_unit_rows, empty_vectors
-from .model_files import MINILM_DIMENSION, is_minilm, resolve_local_model
+from headroom.memory.adapters.embedders.model_files import (
+    MINILM_DIMENSION,
+    is_minilm,
+    resolve_local_model,
+)
+from headroom.memory.adapters.vector.arrays import as_unit_rows, empty_vectors
+from headroom.memory.errors import EmbeddingError, MissingDependencyError
+from headroom.memory.ports import FloatArray
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

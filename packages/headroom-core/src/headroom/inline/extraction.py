@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ValidationError
-from .models import MemoryCategory, ScopeLevel
+from headroom.memory.errors import ValidationError
+from headroom.memory.models import MemoryCategory, ScopeLevel
 
 __all__ = [
     "MEMORY_TAG",

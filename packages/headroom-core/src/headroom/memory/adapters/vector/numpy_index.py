@@ -9,9 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigurationError
-from ..ports import FloatArray, VectorFilter
-from ._vector_common import (
+from headroom.memory.adapters.vector.common import (
     IndexFileMeta,
     IntArray,
     as_id_array,
@@ -21,6 +19,8 @@ from ._vector_common import (
     top_k,
     write_index_file,
 )
+from headroom.memory.errors import ConfigurationError
+from headroom.memory.ports import FloatArray, VectorFilter
 
 __all__ = ["NumpyVectorIndex"]
 

@@ -14,11 +14,11 @@ from sqlalchemy import column, literal_column, select, table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-from ..errors import IndexError_
-from ..ports import MemoryFilter
-from .sql_filters import filter_clause
-from .sqlmodel_store import SQLModelMemoryStore
-from .sqlmodel_tables import MemoryRow
+from headroom.memory.adapters.sql.filters import filter_clause
+from headroom.memory.adapters.sql.tables import MemoryRow
+from headroom.memory.adapters.sqlite.store import SQLModelMemoryStore
+from headroom.memory.errors import IndexError_
+from headroom.memory.ports import MemoryFilter
 
 __all__ = ["FTS5TextIndex", "fts5_query"]
 

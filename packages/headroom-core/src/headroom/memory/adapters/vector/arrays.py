@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DimensionMismatchError, EmbeddingError
-from ..ports import FloatArray
+from headroom.memory.errors import DimensionMismatchError, EmbeddingError
+from headroom.memory.ports import FloatArray
 
 __all__ = ["as_unit_rows", "empty_vectors", "l2_normalize"]
 

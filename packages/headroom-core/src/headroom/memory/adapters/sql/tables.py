@@ -11,7 +11,7 @@ from sqlalchemy import Column, Index, LargeBinary, String, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from ..models import Memory, MemoryCategory, ScopeLevel
+from headroom.memory.models import Memory, MemoryCategory, ScopeLevel
 
 __all__ = [
     "DeletionRow",

@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from .scripted import ScriptedAssistant
+from headroom.testing.scripted import ScriptedAssistant
 
 __all__ = ["FakeOpenAIServer", "Responder", "ScriptedAssistant", "split_text"]
 

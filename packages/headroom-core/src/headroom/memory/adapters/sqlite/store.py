@@ -23,16 +23,8 @@ from sqlalchemy import Engine, create_engine, delete, event, func, insert, selec
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
-from ..errors import (
-    ConfigurationError,
-    DimensionMismatchError,
-    MemoryNotFoundError,
-    StorageError,
-)
-from ..models import Memory, ScopeLevel
-from ..ports import FloatArray, MemoryFilter, StoreChanges
-from .sql_filters import filter_clause, order_clause
-from .sqlmodel_tables import (
+from headroom.memory.adapters.sql.filters import filter_clause, order_clause
+from headroom.memory.adapters.sql.tables import (
     DeletionRow,
     MemoryRow,
     MetaRow,
@@ -42,6 +34,14 @@ from .sqlmodel_tables import (
     table_metadata,
     vector_to_bytes,
 )
+from headroom.memory.errors import (
+    ConfigurationError,
+    DimensionMismatchError,
+    MemoryNotFoundError,
+    StorageError,
+)
+from headroom.memory.models import Memory, ScopeLevel
+from headroom.memory.ports import FloatArray, MemoryFilter, StoreChanges
 
 __all__ = ["SCHEMA_VERSION", "SQLModelMemoryStore", "default_search_text"]
 
@@ -239,7 +239,7 @@ class SQLModelMemoryStore:
     @_translate_errors
     def supersede(self, old: Memory, new: Memory, vector: FloatArray | None) -> None:
         """Close ``old`` and insert ``new`` atomically; fails if ``old`` was superseded meanwhile."""
-        from ..errors import SupersededError
+        from headroom.memory.errors import SupersededError
 
         with self._write() as conn:
             seq = self._bump_seq(conn)

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import DimensionMismatchError, IndexError_, ValidationError
-from ..ports import FloatArray
+from headroom.memory.errors import DimensionMismatchError, IndexError_, ValidationError
+from headroom.memory.ports import FloatArray
 
 __all__ = [
     "FORMAT_VERSION",

@@ -13,15 +13,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from headroom.cli.errors import CliError
+
 __all__ = ["CliError", "build_parser", "main"]
-
-
-class CliError(Exception):
-    """A user-facing failure: printed as ``headroom: error: <message>``, exit ``code``."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def _default_db() -> str:
@@ -88,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_memory_commands(memory: argparse.ArgumentParser) -> None:
-    from . import cli_memory as cm
+    from headroom.cli import memory as cm
 
     parent = _memory_parent()
     sub = memory.add_subparsers(dest="memory_command", metavar="ACTION")
@@ -148,7 +142,7 @@ def _add_memory_commands(memory: argparse.ArgumentParser) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from . import demo
+    from headroom.cli import demo
 
     return demo.run(args)
 
@@ -170,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:
-        from .memory.errors import HeadroomError
+        from headroom.memory.errors import HeadroomError
 
         if isinstance(exc, HeadroomError):
             return _fail(f"{type(exc).__name__}: {exc}", 2)
@@ -183,10 +177,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _fail(message: str, code: int) -> int:
     print(f"headroom: error: {message}", file=sys.stderr)
     return code
-
-
-if __name__ == "__main__":
-    # Run the importable module's main so its exception classes are the ones other modules raise.
-    from headroom.cli import main as _main
-
-    sys.exit(_main())

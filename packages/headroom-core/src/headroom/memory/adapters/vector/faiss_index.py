@@ -25,9 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import ConfigurationError, IndexError_, MissingDependencyError
-from ..ports import FloatArray, VectorFilter
-from ._vector_common import (
+from headroom.memory.adapters.vector.common import (
     IndexFileMeta,
     IntArray,
     as_id_array,
@@ -37,6 +35,8 @@ from ._vector_common import (
     top_k,
     write_index_file,
 )
+from headroom.memory.errors import ConfigurationError, IndexError_, MissingDependencyError
+from headroom.memory.ports import FloatArray, VectorFilter
 
 __all__ = ["FaissVectorIndex"]
 

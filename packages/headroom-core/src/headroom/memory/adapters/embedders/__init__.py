@@ -1,0 +1,1 @@
+"""Embedders: sentence-transformers, ONNX int8, and OpenAI/Ollama over HTTP."""

@@ -1,0 +1,1 @@
+"""Dialect-neutral SQLModel schema and filter clauses shared by the SQL stores."""

@@ -1,0 +1,1 @@
+"""Vector indexes holding ids only: FAISS (flat/HNSW) and a numpy fallback."""
