@@ -111,6 +111,8 @@ class MemoryConfig:
     rrf_k: int = 10
     """Reciprocal-rank fusion constant. Small k lets the top of each list dominate; on the LoCoMo
     dev split (MiniLM) R@10 is 0.62 at k=60 and 0.67 at k=10 (benchmarks/locomo_retrieval.py)."""
+    entity_boost: float = 0.5
+    """Hybrid search: score x (1 + entity_boost) for memories whose entity refs the query names."""
     importance_weight: float = 0.0
     recency_half_life_days: float | None = None
 
@@ -130,6 +132,8 @@ class MemoryConfig:
             raise ConfigurationError("vector_dimension must be positive")
         if not 0.0 <= self.bubble_threshold <= 1.0:
             raise ConfigurationError("bubble_threshold must be within 0..1")
+        if self.entity_boost < 0:
+            raise ConfigurationError("entity_boost must be >= 0")
         if self.cache_max_size < 0:
             raise ConfigurationError("cache_max_size must be >= 0")
         if self.search_mode not in ("hybrid", "semantic", "text"):
