@@ -394,21 +394,23 @@ class Ablation:
 
 
 # Every idea measured, one change at a time against the shipped default ("hybrid").
+BEFORE = "hybrid, as before (no context, no entity refs, no boost, k=10)"
 ABLATIONS: dict[str, Ablation] = {
-    "hybrid, as before (no context, no entity refs, no boost)": Ablation("none", False, {"entity_boost": 0.0}),
+    BEFORE: Ablation("none", False, {"entity_boost": 0.0, "rrf_k": 10}),
     "+ speaker entity refs + entity boost (no context)": Ablation("none", True),
     "+ previous-turn context (no entity boost)": Ablation("previous", True, {"entity_boost": 0.0}),
     "neighbours as context (previous and next turn)": Ablation("neighbours", True),
-    "entity boost 1.0": Ablation(overrides={"entity_boost": 1.0}),
+    "entity boost 0.5": Ablation(overrides={"entity_boost": 0.5}),
+    "entity boost 2.0": Ablation(overrides={"entity_boost": 2.0}),
     "vector weight 0.3": Ablation(overrides={"hybrid_vector_weight": 0.3}),
     "vector weight 0.7": Ablation(overrides={"hybrid_vector_weight": 0.7}),
-    "RRF k=5": Ablation(overrides={"rrf_k": 5}),
+    "RRF k=10": Ablation(overrides={"rrf_k": 10}),
     "RRF k=20": Ablation(overrides={"rrf_k": 20}),
 }  # fmt: skip
 
 # Leave-one-conversation-out grid (the fusion weights and the entity boost).
 LOO_GRID: dict[str, Sequence[Any]] = {
-    "entity_boost": (0.0, 0.25, 0.5, 1.0),
+    "entity_boost": (0.0, 0.5, 1.0, 2.0),
     "hybrid_vector_weight": (0.3, 0.5, 0.7),
     "rrf_k": (5, 10, 20),
 }
@@ -536,49 +538,61 @@ def evaluate(
     model = None
     index_s = 0.0
     turns = 0
+    compare: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="locomo-") as tmp:
         base_cfg = (config or MemoryConfig()).with_overrides(cache_enabled=False)
         if embedder is None:
             from headroom.memory.factory import create_embedder
 
             embedder = create_embedder(base_cfg)
-        for n, (context, entities) in enumerate(
-            sorted(storages, key=lambda s: s != ("previous", True))
-        ):
-            cfg = base_cfg.with_overrides(db_path=Path(tmp) / f"locomo-{n}.db")
-            hm = HierarchicalMemory.create_sync(cfg, embedder=_Unclosed(embedder))
-            try:
+        default = ("previous", True)
+        memories: dict[tuple[str, bool], HierarchicalMemory] = {}
+        try:
+            for n, storage in enumerate(sorted(storages, key=lambda s: s != default)):
+                cfg = base_cfg.with_overrides(db_path=Path(tmp) / f"locomo-{n}.db")
+                hm = memories[storage] = HierarchicalMemory.create_sync(
+                    cfg, embedder=_Unclosed(embedder)
+                )
                 t0 = time.perf_counter()
                 count = 0
                 for sample in samples:
                     items = build_memories(
-                        sample, captions=captions, context=context, entities=entities
+                        sample, captions=captions, context=storage[0], entities=storage[1]
                     )
                     count += len(hm.sync.add_batch(items))
-                if (context, entities) == ("previous", True):
+                if storage == default:
                     index_s, turns = time.perf_counter() - t0, count
                     model = hm.sync.stats().get("embedder_model")
-                    for name in methods:
-                        if name == "bm25":
-                            fn = _bm25_search(samples, top_k, captions)
-                        else:
-                            mode = {"fts5": "text", "dense": "semantic", "hybrid": "hybrid"}[name]
-                            fn = _memory_search(hm, mode, top_k)
-                        stats[name] = _run(fn, questions, ks)[0]
-                    if stage_timing and "hybrid" in methods:
-                        stages = _stage_latency(hm, questions[:200])
-                    if loo_grid:
-                        loo = leave_one_out(hm, questions, loo_grid, top_k)
-                engine = hm._engine  # benchmark-only: swap ranking settings on one index
-                for name, ab in ablations.items():
-                    if (ab.context, ab.entities) != (context, entities):
-                        continue
-                    engine.config = cfg.with_overrides(**ab.overrides)
-                    stats[name] = _run(_memory_search(hm, "hybrid", top_k), questions, ks)[0]
-                engine.config = cfg
-            finally:
-                hm.sync.close()
-        embedder.close()
+            hm = memories[default]
+            for name in methods:
+                if name == "bm25":
+                    fn = _bm25_search(samples, top_k, captions)
+                else:
+                    mode = {"fts5": "text", "dense": "semantic", "hybrid": "hybrid"}[name]
+                    fn = _memory_search(hm, mode, top_k)
+                stats[name] = _run(fn, questions, ks)[0]
+            if stage_timing and "hybrid" in methods:
+                stages = _stage_latency(hm, questions[:200])
+            for name, ab in ablations.items():
+                stats[name] = _with_config(
+                    memories[(ab.context, ab.entities)],
+                    ab.overrides,
+                    lambda m: _run(_memory_search(m, "hybrid", top_k), questions, ks)[0],
+                )
+            if BEFORE in ablations and "hybrid" in methods:
+                compare = _compare_latency(
+                    hm,
+                    memories[(ablations[BEFORE].context, ablations[BEFORE].entities)],
+                    ablations[BEFORE].overrides,
+                    questions[:300],
+                    top_k,
+                )
+            if loo_grid:
+                loo = leave_one_out(hm, questions, loo_grid, top_k)
+        finally:
+            for m in memories.values():
+                m.sync.close()
+            embedder.close()
     report: dict[str, Any] = {
         "dataset": {"conversations": len(samples), "turns": turns, "questions": len(questions),
                     "per_category": {CATEGORIES[c]: n for c, n in sorted(Counter(q.category for q in questions).items())}},
@@ -590,10 +604,53 @@ def evaluate(
                                                      "rrf_k", "entity_boost", "importance_weight", "recency_half_life_days")},
         "methods": {name: _summary(st, ks) for name, st in stats.items()},
         "hybrid_stage_latency_ms": stages,
+        "latency_vs_before_ms": compare,
     }  # fmt: skip
     if loo is not None:
         report["leave_one_out"] = loo
     return report
+
+
+def _with_config(
+    hm: HierarchicalMemory, overrides: Mapping[str, Any], fn: Callable[[HierarchicalMemory], Any]
+) -> Any:
+    engine = hm._engine  # benchmark-only: swap ranking settings on one index
+    base = engine.config
+    engine.config = base.with_overrides(**overrides)
+    try:
+        return fn(hm)
+    finally:
+        engine.config = base
+
+
+def _compare_latency(
+    hm: HierarchicalMemory,
+    before: HierarchicalMemory,
+    overrides: Mapping[str, Any],
+    questions: Sequence[Question],
+    top_k: int,
+) -> dict[str, Any]:
+    """Default search vs the search as before, interleaved question by question (same load)."""
+    now_ms: list[float] = []
+    before_ms: list[float] = []
+    engine = before._engine
+    base = engine.config
+    engine.config = base.with_overrides(**overrides)
+    try:
+        for q in questions:
+            for memory, out in ((hm, now_ms), (before, before_ms)):
+                t = time.perf_counter()
+                memory.sync.search(q.question, q.sample_id, top_k=top_k, mode="hybrid")
+                out.append((time.perf_counter() - t) * 1000)
+    finally:
+        engine.config = base
+    row = lambda v: {"p50": round(statistics.median(v), 2), "p95": round(_percentile(v, 0.95), 2)}  # noqa: E731
+    deltas = [a - b for a, b in zip(now_ms, before_ms, strict=True)]
+    return {
+        "now": row(now_ms),
+        "before": row(before_ms),
+        "delta_p50": round(statistics.median(deltas), 2),
+    }
 
 
 class _Unclosed:

@@ -221,12 +221,13 @@ def test_evaluate_runs_ablations_and_leave_one_out(lr: ModuleType, tmp_path: Pat
         config=MemoryConfig(db_path=tmp_path / "unused.db", vector_dimension=64),
         embedder=HashEmbedder(64),
         methods=("hybrid",),
-        ablations={"plain": lr.Ablation("none", False, {"entity_boost": 0.0})},
+        ablations={lr.BEFORE: lr.Ablation("none", False, {"entity_boost": 0.0})},
         loo_grid={"entity_boost": (0.0, 1.0), "rrf_k": (10,)},
         top_k=2,
         stage_timing=False,
     )
-    assert set(report["methods"]) == {"hybrid", "plain"}
+    assert set(report["methods"]) == {"hybrid", lr.BEFORE}
+    assert set(report["latency_vs_before_ms"]) == {"now", "before", "delta_p50"}
     loo = report["leave_one_out"]
     assert [f["held_out"] for f in loo["folds"]] == ["conv-x", "conv-y"]
     assert all(f["chosen"]["entity_boost"] in (0.0, 1.0) for f in loo["folds"])

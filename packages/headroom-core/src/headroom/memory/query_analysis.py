@@ -9,7 +9,7 @@ candidate.
 
 This is the only step between fusion and the final sort (see ``engine_reads._search_uncached``);
 it costs a tokenisation of the query and a set lookup per candidate (~0.05 ms for 40 candidates).
-The boost (``MemoryConfig.entity_boost``, default 0.5) was chosen by leave-one-conversation-out
+The boost (``MemoryConfig.entity_boost``, default 1.0) was chosen by leave-one-conversation-out
 on the LoCoMo dev split (``benchmarks/locomo_retrieval.py``); the code knows nothing about it.
 """
 
