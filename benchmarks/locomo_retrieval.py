@@ -745,6 +745,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(format_table(report))
     print("hybrid stage latency (ms):", json.dumps(report["hybrid_stage_latency_ms"]))
+    if report.get("latency_vs_before_ms"):
+        print("hybrid now vs as before (ms):", json.dumps(report["latency_vs_before_ms"]))
     if "leave_one_out" in report:
         loo = report["leave_one_out"]
         print("leave-one-conversation-out:", json.dumps(loo["overall"]))
