@@ -363,7 +363,9 @@ def _stage_latency(
         memories = engine.store.get_by_pks([c.pk for c in top])
         results = [SearchResult(memories[c.pk], 0.0, c.score) for c in top if c.pk in memories]
         t6 = time.perf_counter()
-        boost_named_entities(q.question, results, entity_boost=cfg.entity_boost)
+        boost_named_entities(
+            q.question, results, entity_boost=cfg.entity_boost, date_boost=cfg.date_boost
+        )
         t7 = time.perf_counter()
         for name, a, b in (
             ("fts5", t0, t1),
@@ -394,24 +396,27 @@ class Ablation:
 
 
 # Every idea measured, one change at a time against the shipped default ("hybrid").
-BEFORE = "hybrid, as before (no context, no entity refs, no boost, k=10)"
+BEFORE = "hybrid, as before (no context, no entity refs, no boosts, k=10)"
 ABLATIONS: dict[str, Ablation] = {
-    BEFORE: Ablation("none", False, {"entity_boost": 0.0, "rrf_k": 10}),
-    "+ speaker entity refs + entity boost (no context)": Ablation("none", True),
-    "+ previous-turn context (no entity boost)": Ablation("previous", True, {"entity_boost": 0.0}),
+    BEFORE: Ablation("none", False, {"entity_boost": 0.0, "date_boost": 0.0, "rrf_k": 10}),
+    "+ speaker entity refs + boosts (no context)": Ablation("none", True),
+    "+ previous-turn context only (no boosts)": Ablation("previous", True, {"entity_boost": 0.0, "date_boost": 0.0}),
+    "no entity boost": Ablation(overrides={"entity_boost": 0.0}),
+    "no date boost": Ablation(overrides={"date_boost": 0.0}),
     "neighbours as context (previous and next turn)": Ablation("neighbours", True),
     "entity boost 0.5": Ablation(overrides={"entity_boost": 0.5}),
     "entity boost 2.0": Ablation(overrides={"entity_boost": 2.0}),
+    "date boost 1.0": Ablation(overrides={"date_boost": 1.0}),
     "vector weight 0.3": Ablation(overrides={"hybrid_vector_weight": 0.3}),
     "vector weight 0.7": Ablation(overrides={"hybrid_vector_weight": 0.7}),
     "RRF k=10": Ablation(overrides={"rrf_k": 10}),
     "RRF k=20": Ablation(overrides={"rrf_k": 20}),
 }  # fmt: skip
 
-# Leave-one-conversation-out grid (the fusion weights and the entity boost).
+# Leave-one-conversation-out grid (the fusion constant and the two query-analysis boosts).
 LOO_GRID: dict[str, Sequence[Any]] = {
     "entity_boost": (0.0, 0.5, 1.0, 2.0),
-    "hybrid_vector_weight": (0.3, 0.5, 0.7),
+    "date_boost": (0.0, 0.5, 1.0),
     "rrf_k": (5, 10, 20),
 }
 
@@ -601,7 +606,7 @@ def evaluate(
         "index_seconds": round(index_s, 2),
         "top_k": top_k,
         "config": {k: getattr(base_cfg, k) for k in ("hybrid_text_weight", "hybrid_vector_weight", "hybrid_candidates",
-                                                     "rrf_k", "entity_boost", "importance_weight", "recency_half_life_days")},
+                                                     "rrf_k", "entity_boost", "date_boost", "importance_weight", "recency_half_life_days")},
         "methods": {name: _summary(st, ks) for name, st in stats.items()},
         "hybrid_stage_latency_ms": stages,
         "latency_vs_before_ms": compare,

@@ -80,6 +80,8 @@ def test_context_of_search_text() -> None:
 
 def test_negative_entity_boost_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="entity_boost"):
+        MemoryConfig(db_path=tmp_path / "x.db", date_boost=-1.0)
+    with pytest.raises(ConfigurationError, match="entity_boost"):
         MemoryConfig(db_path=tmp_path / "x.db", entity_boost=-0.1)
 
 
@@ -144,3 +146,35 @@ def test_hybrid_search_ranks_the_named_speakers_memory_first(tmp_path: Path) -> 
 
     assert top(0.0).startswith("Bob")  # the fused ranking alone prefers Bob's turn
     assert top(1.0).startswith("Ana")  # naming Ana brings her turn first
+
+
+def test_query_dates_month_and_year() -> None:
+    from datetime import UTC, datetime
+
+    def mem(y: int, m: int) -> Memory:
+        return Memory(id="x", content="x", user_id="u", valid_from=datetime(y, m, 3, tzinfo=UTC))
+
+    june = analyse_query("When did Ana go camping in June?")
+    assert june.months == {6} and not june.years
+    assert june.dates(mem(2023, 6)) and june.dates(mem(2021, 6)) and not june.dates(mem(2023, 7))
+    both = analyse_query("What happened in Oct 2023?")
+    assert both.dates(mem(2023, 10)) and not both.dates(mem(2022, 10))
+    year = analyse_query("trips in 2022")
+    assert year.years == {2022} and year.dates(mem(2022, 1)) and not year.dates(mem(2023, 1))
+    assert not analyse_query("you may march on").dates(mem(2023, 5))  # lowercase: plain words
+    assert not analyse_query("no dates here").dates(mem(2023, 5))
+
+
+def test_date_boost_reorders_by_valid_from() -> None:
+    from datetime import UTC, datetime
+
+    a = result("a", 0.10)
+    b = result("b", 0.08)
+    b.memory.valid_from = datetime(2023, 6, 9, tzinfo=UTC)
+    a.memory.valid_from = datetime(2023, 5, 9, tzinfo=UTC)
+    out = boost_named_entities("camping in June", [a, b], entity_boost=0.0, date_boost=0.5)
+    assert [r.id for r in out] == ["b", "a"] and out[0].score == pytest.approx(0.12)
+    c, d = result("c", 0.10), result("d", 0.08)
+    d.memory.valid_from = datetime(2023, 6, 9, tzinfo=UTC)
+    out = boost_named_entities("camping", [c, d], entity_boost=0.0, date_boost=0.5)
+    assert [(r.id, r.score) for r in out] == [("c", 0.10), ("d", 0.08)]  # no date named

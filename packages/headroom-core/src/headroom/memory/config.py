@@ -114,6 +114,8 @@ class MemoryConfig:
     k=5 was picked by leave-one-conversation-out together with entity_boost (README)."""
     entity_boost: float = 1.0
     """Hybrid search: score x (1 + entity_boost) for memories whose entity refs the query names."""
+    date_boost: float = 0.5
+    """Hybrid search: score x (1 + date_boost) when the query names the month/year of valid_from."""
     importance_weight: float = 0.0
     recency_half_life_days: float | None = None
 
@@ -133,8 +135,8 @@ class MemoryConfig:
             raise ConfigurationError("vector_dimension must be positive")
         if not 0.0 <= self.bubble_threshold <= 1.0:
             raise ConfigurationError("bubble_threshold must be within 0..1")
-        if self.entity_boost < 0:
-            raise ConfigurationError("entity_boost must be >= 0")
+        if self.entity_boost < 0 or self.date_boost < 0:
+            raise ConfigurationError("entity_boost and date_boost must be >= 0")
         if self.cache_max_size < 0:
             raise ConfigurationError("cache_max_size must be >= 0")
         if self.search_mode not in ("hybrid", "semantic", "text"):

@@ -165,7 +165,9 @@ class EngineReads:
             results.append(SearchResult(memory, float(sim), float(boosted), trank, vrank))
         # -- query analysis (headroom.memory.query_analysis): the one reordering step after fusion
         if mode == "hybrid":
-            results = boost_named_entities(query, results, entity_boost=cfg.entity_boost)
+            results = boost_named_entities(
+                query, results, entity_boost=cfg.entity_boost, date_boost=cfg.date_boost
+            )
         results.sort(key=lambda r: -r.score)
         return results[:top_k]
 

@@ -1,16 +1,21 @@
-"""Query analysis without an LLM: entities named in the query, matched against entity refs.
+"""Query analysis without an LLM: entities and dates named in the query.
 
-A question that names someone ("What did Caroline research?") is usually about memories that
-refer to that someone. When a memory's ``entity_refs`` are all named in the query (word for word,
-case-insensitive: ``"Caroline"`` matches ``"caroline's"``, ``"New York"`` needs both words), its
-fused score is multiplied by ``1 + entity_boost``. Memories without entity refs, and queries
-naming none of them, rank exactly as before: the boost only reorders, it never adds or drops a
-candidate.
+Two cues, both applied to the fused candidates of a hybrid search just before the final sort (the
+one call in ``engine_reads._search_uncached``); they only reorder, never add or drop a candidate:
 
-This is the only step between fusion and the final sort (see ``engine_reads._search_uncached``);
-it costs a tokenisation of the query and a set lookup per candidate (~0.05 ms for 40 candidates).
-The boost (``MemoryConfig.entity_boost``, default 1.0) was chosen by leave-one-conversation-out
+* entities - a question that names someone ("What did Caroline research?") is usually about
+  memories that refer to them. When the query names a memory's entity ref (every word of it,
+  case-insensitive: ``"Caroline"`` matches ``"caroline's"``, ``"New York"`` needs both words), its
+  score is multiplied by ``1 + entity_boost``;
+* dates - when the query names a month and/or a year ("in June", "in 2022", "October 2023"), a
+  memory whose ``valid_from`` falls in that month (of that year) gets ``1 + date_boost``.
+
+Cost: one tokenisation of the query plus a set lookup per candidate (~0.05 ms for 30). The
+boosts (``MemoryConfig.entity_boost`` / ``date_boost``) were chosen by leave-one-conversation-out
 on the LoCoMo dev split (``benchmarks/locomo_retrieval.py``); the code knows nothing about it.
+
+Also here: :func:`check_context`, the validation of ``add(context=...)`` (contextual indexing: text
+indexed for full-text search with a memory but never shown, e.g. the turn it answers).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ValidationError
-from .models import SearchResult
+from .models import Memory, SearchResult
 
 __all__ = [
     "MAX_CONTEXT_CHARS",
@@ -33,13 +38,23 @@ __all__ = [
 ]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_YEAR = re.compile(r"(19|20)\d\d")
+_MONTHS = {
+    name: i
+    for i, names in enumerate(
+        ("january jan", "february feb", "march mar", "april apr", "may", "june jun",
+         "july jul", "august aug", "september sep sept", "october oct", "november nov",
+         "december dec"),
+        start=1,
+    )
+    for name in names.split()
+}  # fmt: skip
 MAX_CONTEXT_CHARS = 4000
 
 
 def check_context(context: Any) -> str | None:
     """Validate the ``context=`` of add(): None, or a string indexed with the memory (stripped;
-    empty becomes None). It is the other half of what makes a turn findable: the question a
-    reply answers (contextual indexing; see ``benchmarks/locomo_retrieval.py``)."""
+    empty becomes None)."""
     if context is None:
         return None
     if not isinstance(context, str):
@@ -54,14 +69,25 @@ def check_context(context: Any) -> str | None:
 
 @dataclass(frozen=True)
 class QueryAnalysis:
-    """What ranking needs to know about a query: its lowercase word set."""
+    """What ranking needs to know about a query: its lowercase words and the dates it names."""
 
     words: frozenset[str]
+    months: frozenset[int] = frozenset()
+    years: frozenset[int] = frozenset()
 
     def names(self, entity_ref: str) -> bool:
         """True when every word of ``entity_ref`` occurs in the query (case-insensitive)."""
         ref_words = _words(entity_ref)
         return bool(ref_words) and ref_words <= self.words
+
+    def dates(self, memory: Memory) -> bool:
+        """True when the query names a month/year and ``memory.valid_from`` falls in it."""
+        if not (self.months or self.years):
+            return False
+        when = memory.valid_from
+        return (not self.months or when.month in self.months) and (
+            not self.years or when.year in self.years
+        )
 
 
 def _words(text: str) -> frozenset[str]:
@@ -69,7 +95,13 @@ def _words(text: str) -> frozenset[str]:
 
 
 def analyse_query(query: str) -> QueryAnalysis:
-    return QueryAnalysis(_words(query))
+    raw = _WORD.findall(query or "")
+    words = frozenset(w.lower() for w in raw)
+    # Month names must be capitalised in the query ("may", "march" are also ordinary words);
+    # abbreviations count only when capitalised too ("Oct").
+    months = frozenset(_MONTHS[w.lower()] for w in raw if w[:1].isupper() and w.lower() in _MONTHS)
+    years = frozenset(int(w) for w in raw if _YEAR.fullmatch(w))
+    return QueryAnalysis(words, months, years)
 
 
 def entity_matches(analysis: QueryAnalysis, entity_refs: Iterable[str]) -> bool:
@@ -78,22 +110,27 @@ def entity_matches(analysis: QueryAnalysis, entity_refs: Iterable[str]) -> bool:
 
 
 def boost_named_entities(
-    query: str, results: Sequence[SearchResult], *, entity_boost: float
+    query: str,
+    results: Sequence[SearchResult],
+    *,
+    entity_boost: float,
+    date_boost: float = 0.0,
 ) -> list[SearchResult]:
-    """Scale the score of results whose entity refs the query names by ``1 + entity_boost``.
+    """Scale the score of results the query names (entity refs, then month/year of valid_from).
 
-    Returns the results best first (stable for ties, so an unboosted list keeps its order).
+    Only positive scores are scaled. Returns the results best first (stable for ties, so an
+    unboosted list keeps its order).
     """
     out = list(results)
-    if entity_boost and out:
+    if (entity_boost or date_boost) and out:
         analysis = analyse_query(query)
-        if analysis.words:
-            for result in out:
-                if (
-                    result.score > 0
-                    and result.memory.entity_refs
-                    and entity_matches(analysis, result.memory.entity_refs)
-                ):
-                    result.score *= 1.0 + entity_boost
+        for result in out:
+            if result.score <= 0:
+                continue
+            memory = result.memory
+            if entity_boost and memory.entity_refs and entity_matches(analysis, memory.entity_refs):
+                result.score *= 1.0 + entity_boost
+            if date_boost and analysis.dates(memory):
+                result.score *= 1.0 + date_boost
     out.sort(key=lambda r: -r.score)
     return out
