@@ -1,4 +1,4 @@
-"""The ``headroom`` command: ``headroom demo`` and ``headroom memory ...`` over a database file.
+"""The ``headroom`` command: ``headroom demo``, ``headroom memory ...`` and ``headroom mcp``.
 
 Only the standard library is imported at module import; each command imports what it needs, so
 ``headroom --help`` is instant. Errors are printed as one line on stderr, never as a traceback:
@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     memory = commands.add_parser("memory", help="inspect and manage a memory database")
     _add_memory_commands(memory)
+
+    from headroom.cli import mcp as cli_mcp
+
+    cli_mcp.add_parser(commands)
     return parser
 
 
