@@ -31,29 +31,32 @@ async def test_a_user_cannot_reach_another_users_memory(
         page = await b.read_resource("headroom://memories")
         assert "vault" not in page.contents[0].text  # type: ignore[union-attr]
         # Guessing alice's id answers exactly like an unknown id (no existence oracle).
-        for tool, args in [
+        attempts: list[tuple[str, dict[str, Any]]] = [
             ("history", {}),
             ("forget", {}),
             ("forget", {"include_history": True}),
             ("update", {"content": "Bob owns this now"}),
             ("update", {"content": "typo", "keep_history": False}),
             ("update", {"importance": 0.1}),
-        ]:
+        ]
+        for tool, args in attempts:
             mine = error_text(await b.call_tool(tool, {"id": sid, **args}))
             other = error_text(await b.call_tool(tool, {"id": unknown, **args}))
             assert mine == other.replace(unknown, sid), (tool, mine, other)
             assert "no memory with id" in mine and "another user" not in mine
-        stolen = error_text(await b.call_tool(
-            "remember", {"content": "Bob's key", "supersedes": sid}
-        ))  # fmt: skip
+        stolen = error_text(
+            await b.call_tool("remember", {"content": "Bob's key", "supersedes": sid})
+        )
         assert "no memory with id" in stolen
         # A user argument is not part of any tool: passing one changes nothing.
-        sneaky = ok(await b.call_tool(
-            "recall", {"query": "deploy key vault", "user_id": "alice", "user": "alice"}
-        ))  # fmt: skip
+        sneaky = ok(
+            await b.call_tool(
+                "recall", {"query": "deploy key vault", "user_id": "alice", "user": "alice"}
+            )
+        )
         assert sneaky["results"] == []
         # Wildcards and lookalikes of ids are just unknown ids.
-        for guess in ["%", "*", sid.upper(), sid[:8], f"{sid} ", f"' OR '1'='1"]:
+        for guess in ["%", "*", sid.upper(), sid[:8], f"{sid} ", "' OR '1'='1"]:
             assert "no memory with id" in error_text(await b.call_tool("history", {"id": guess}))
 
     # Alice's memory is untouched, and bob's attempts stored nothing for alice.
@@ -75,8 +78,8 @@ async def test_each_user_sees_only_their_own_facts(
             hits = ok(await client.call_tool("recall", {"query": "project uses uv", "top_k": 10}))
             contents = [h["memory"]["content"] for h in hits["results"]]
             assert contents == [f"Project of {user} uses uv"], contents
-            merged = ok(await client.call_tool(
-                "remember", {"content": f"Project of {other} uses uv"}
-            ))  # fmt: skip
+            merged = ok(
+                await client.call_tool("remember", {"content": f"Project of {other} uses uv"})
+            )
             # Near-duplicate detection never merges into another user's memory.
             assert merged["action"] == "stored"

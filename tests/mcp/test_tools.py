@@ -32,9 +32,16 @@ async def test_remember_returns_the_stored_memory_with_provenance(
     server: Any, connect: Any, ok: Any
 ) -> None:
     async with connect(server, "claude-code") as client:
-        out = ok(await client.call_tool("remember", {
-            "content": "  Project uses uv, not pip  ", "category": "decision", "importance": 0.8,
-        }))  # fmt: skip
+        out = ok(
+            await client.call_tool(
+                "remember",
+                {
+                    "content": "  Project uses uv, not pip  ",
+                    "category": "decision",
+                    "importance": 0.8,
+                },
+            )
+        )
     assert out["action"] == "stored"
     memory = out["memory"]
     assert memory["content"] == "Project uses uv, not pip"
@@ -67,9 +74,11 @@ async def test_scopes_and_list_filters(server: Any, connect: Any, ok: Any) -> No
             ("Current task: fix the login bug", "session", "context"),
             ("This agent drafts the changelog", "agent", "fact"),
         ]:
-            out = ok(await client.call_tool(
-                "remember", {"content": content, "scope": scope, "category": category}
-            ))  # fmt: skip
+            out = ok(
+                await client.call_tool(
+                    "remember", {"content": content, "scope": scope, "category": category}
+                )
+            )
             assert out["memory"]["scope"] == scope
         sessions = ok(await client.call_tool("list_memories", {"scope": "session"}))
         prefs = ok(await client.call_tool("list_memories", {"category": "preference"}))
@@ -101,13 +110,17 @@ async def test_list_pages(server: Any, connect: Any, ok: Any) -> None:
 async def test_recall_ranks_and_filters(server: Any, connect: Any, ok: Any) -> None:
     async with connect(server) as client:
         ok(await client.call_tool("remember", {"content": "Project uses uv, not pip"}))
-        ok(await client.call_tool(
-            "remember", {"content": "User prefers dark mode", "category": "preference"}
-        ))  # fmt: skip
-        hits = ok(await client.call_tool("recall", {"query": "does the project use uv", "top_k": 1}))
-        prefs = ok(await client.call_tool(
-            "recall", {"query": "uv dark mode", "category": "preference"}
-        ))  # fmt: skip
+        ok(
+            await client.call_tool(
+                "remember", {"content": "User prefers dark mode", "category": "preference"}
+            )
+        )
+        hits = ok(
+            await client.call_tool("recall", {"query": "does the project use uv", "top_k": 1})
+        )
+        prefs = ok(
+            await client.call_tool("recall", {"query": "uv dark mode", "category": "preference"})
+        )
     assert hits["query"] == "does the project use uv"
     assert [h["memory"]["content"] for h in hits["results"]] == ["Project uses uv, not pip"]
     assert hits["results"][0]["score"] > 0 and hits["results"][0]["history"] is None
@@ -122,17 +135,23 @@ async def test_supersede_history_and_point_in_time_recall(
         await asyncio.sleep(0.01)
         before_change = datetime.now(UTC).isoformat()
         await asyncio.sleep(0.01)
-        new = ok(await client.call_tool(
-            "remember", {"content": "User works at Anthropic", "supersedes": old["id"]}
-        ))  # fmt: skip
+        new = ok(
+            await client.call_tool(
+                "remember", {"content": "User works at Anthropic", "supersedes": old["id"]}
+            )
+        )
         chain = ok(await client.call_tool("history", {"id": old["id"]}))
         now = ok(await client.call_tool("recall", {"query": "where does the user work"}))
-        then = ok(await client.call_tool(
-            "recall", {"query": "where does the user work", "valid_at": before_change}
-        ))  # fmt: skip
-        with_history = ok(await client.call_tool(
-            "recall", {"query": "where does the user work", "include_history": True}
-        ))  # fmt: skip
+        then = ok(
+            await client.call_tool(
+                "recall", {"query": "where does the user work", "valid_at": before_change}
+            )
+        )
+        with_history = ok(
+            await client.call_tool(
+                "recall", {"query": "where does the user work", "include_history": True}
+            )
+        )
         all_versions = ok(await client.call_tool("list_memories", {"include_superseded": True}))
     assert new["action"] == "superseded"
     assert new["memory"]["supersedes"] == old["id"] and new["memory"]["agent"] == "claude"
@@ -153,15 +172,21 @@ async def test_update_supersedes_or_corrects_in_place(
     async with connect(server, "codex") as client:
         first = ok(await client.call_tool("remember", {"content": "Deploys happen on Fridays"}))
         mid = first["memory"]["id"]
-        changed = ok(await client.call_tool(
-            "update", {"id": mid, "content": "Deploys happen on Tuesdays"}
-        ))  # fmt: skip
+        changed = ok(
+            await client.call_tool("update", {"id": mid, "content": "Deploys happen on Tuesdays"})
+        )
         new_id = changed["memory"]["id"]
-        typo = ok(await client.call_tool(
-            "update", {"id": new_id, "content": "Deploys happen on Tuesdays.", "keep_history": False}
-        ))  # fmt: skip
-        weight = ok(await client.call_tool("update", {"id": new_id, "importance": 0.9,
-                                                      "category": "decision"}))  # fmt: skip
+        typo = ok(
+            await client.call_tool(
+                "update",
+                {"id": new_id, "content": "Deploys happen on Tuesdays.", "keep_history": False},
+            )
+        )
+        weight = ok(
+            await client.call_tool(
+                "update", {"id": new_id, "importance": 0.9, "category": "decision"}
+            )
+        )
         stale = error_text(await client.call_tool("update", {"id": mid, "content": "again"}))
         nothing = error_text(await client.call_tool("update", {"id": new_id}))
         chain = ok(await client.call_tool("history", {"id": new_id}))
@@ -183,9 +208,9 @@ async def test_forget_one_version_or_the_whole_fact(
         again = error_text(await client.call_tool("forget", {"id": a}))
         b = ok(await client.call_tool("remember", {"content": "Lives in Paris"}))["memory"]["id"]
         c = ok(await client.call_tool("update", {"id": b, "content": "Lives in Lyon"}))
-        chain = ok(await client.call_tool(
-            "forget", {"id": c["memory"]["id"], "include_history": True}
-        ))  # fmt: skip
+        chain = ok(
+            await client.call_tool("forget", {"id": c["memory"]["id"], "include_history": True})
+        )
         left = ok(await client.call_tool("list_memories", {"include_superseded": True}))
     assert out == {"id": a, "deleted": 1}
     assert f"no memory with id '{a}'" in again
@@ -237,9 +262,14 @@ LONG = "x" * 10_001
     ],
 )
 async def test_bad_input_is_a_tool_error_and_the_server_keeps_serving(
-    server: Any, connect: Any, ok: Any, error_text: Any, tool: str, args: dict[str, Any],
+    server: Any,
+    connect: Any,
+    ok: Any,
+    error_text: Any,
+    tool: str,
+    args: dict[str, Any],
     message: str,
-) -> None:  # fmt: skip
+) -> None:
     async with connect(server) as client:
         text = error_text(await client.call_tool(tool, args))
         assert message in text

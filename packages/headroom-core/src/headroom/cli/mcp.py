@@ -104,7 +104,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         raise CliError("--port must be 1..65535", 2)
     db = args.db if "://" in args.db else os.path.expanduser(args.db)
     options = McpOptions(
-        db=db, embedder=args.embedder, user=check_id(args.user or _default_user(), "--user"),
+        db=db, embedder=args.embedder, user=check_id(args.user if args.user is not None else _default_user(), "--user"),
         agent=args.agent, session=args.session,
         tokens=TokenFile.load(os.path.expanduser(args.tokens)) if args.tokens else None,
         dedup_threshold=args.dedup_threshold, max_content_chars=args.max_content,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from pydantic import Field
 
 from headroom.memory.errors import (
+    ConfigurationError,
     HeadroomError,
     MemoryNotFoundError,
     MissingDependencyError,
@@ -42,7 +43,7 @@ from .tools import MemoryTools
 try:
     from mcp.server.auth.middleware.auth_context import get_access_token
     from mcp.server.auth.settings import AuthSettings
-    from mcp.server.context import ServerRequestContext
+    from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
     from mcp.server.mcpserver import Context, MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
     from mcp.server.mcpserver.resources import FunctionResource
@@ -104,13 +105,21 @@ async def open_memory(options: McpOptions) -> HierarchicalMemory:
     from headroom.memory.core import HierarchicalMemory
     from headroom.memory.opening import config_for
 
-    if options.embedder == "hash":
+    hashed = options.embedder == "hash"
+    if hashed:
+        base = MemoryConfig(vector_dimension=64)
+    else:
+        base = MemoryConfig(embedder_backend=EmbedderBackend(options.embedder))
+    # config_for is the one place that turns --db (a file, or a postgresql:// URL where that
+    # backend exists) into a config, as for every other entry point.
+    cfg = config_for(options.db, base)
+    if "://" in options.db and isinstance(cfg.db_path, Path):
+        raise ConfigurationError(f"{options.db.split('://')[0]}:// URLs are not supported here")
+    if hashed:
         from headroom.testing import HashEmbedder
 
-        cfg = config_for(options.db, MemoryConfig(vector_dimension=64))
         return await HierarchicalMemory.create(cfg, embedder=HashEmbedder(64))
-    base = MemoryConfig(embedder_backend=EmbedderBackend(options.embedder))
-    return await HierarchicalMemory.create(config_for(options.db, base))
+    return await HierarchicalMemory.create(cfg)
 
 
 # The request being handled, for the resource reader (static resources get no Context).
@@ -191,10 +200,12 @@ def build_server(
         **auth_kwargs,
     )
 
-    async def remember_request(rctx: Any, call_next: Any) -> Any:
-        token = _current.set(rctx)
+    async def remember_request(
+        ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        token = _current.set(ctx)
         try:
-            return await call_next(rctx)
+            return await call_next(ctx)
         finally:
             _current.reset(token)
 
