@@ -32,7 +32,7 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _stdio(db: Path, agent: str, *extra: str) -> Client:
+def _stdio(db: Path, agent: str, *extra: str, mode: str = "auto") -> Client:
     params = StdioServerParameters(
         command=sys.executable,
         args=[
@@ -49,14 +49,15 @@ def _stdio(db: Path, agent: str, *extra: str) -> Client:
         ],
         env=_env(),
     )
-    return Client(params, client_info=Implementation(name=agent, version="1.0"))
+    return Client(params, client_info=Implementation(name=agent, version="1.0"), mode=mode)
 
 
 async def test_stdio_subprocesses_share_one_memory(
     tmp_path: Path, ok: Any, error_text: Any
 ) -> None:
     db = tmp_path / "agents" / "memory.db"  # the parent directory is created
-    async with _stdio(db, "claude") as claude:
+    # Today's agents speak the initialize handshake ("legacy"); newer clients negotiate ("auto").
+    async with _stdio(db, "claude", mode="legacy") as claude:
         assert {t.name for t in (await claude.list_tools()).tools} >= {"remember", "recall"}
         stored = ok(await claude.call_tool("remember", {"content": "Project uses uv, not pip"}))
         assert "no memory with id" in error_text(await claude.call_tool("forget", {"id": "x"}))
@@ -64,6 +65,8 @@ async def test_stdio_subprocesses_share_one_memory(
             await claude.call_tool("remember", {"content": ""})
         )
         assert ok(await claude.call_tool("list_memories", {}))["total"] == 1  # still serving
+        page = await claude.read_resource("headroom://memories")
+        assert "Project uses uv, not pip" in page.contents[0].text  # type: ignore[union-attr]
     async with _stdio(db, "codex") as codex:  # another process, another session
         hits = ok(await codex.call_tool("recall", {"query": "uv or pip"}))
         top = hits["results"][0]["memory"]
@@ -138,18 +141,18 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
             proc.stderr.close()
 
 
-def _http(url: str, agent: str, token: str | None) -> Client:
+def _http(url: str, agent: str, token: str | None, mode: str = "auto") -> Client:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     http = httpx2.AsyncClient(headers=headers, timeout=30)
     transport = streamable_http_client(url, http_client=http)
-    return Client(transport, client_info=Implementation(name=agent, version="1.0"))
+    return Client(transport, client_info=Implementation(name=agent, version="1.0"), mode=mode)
 
 
 async def test_http_maps_bearer_tokens_to_users(
     http_server: tuple[str, dict[str, str]], ok: Any, error_text: Any
 ) -> None:
     url, tokens = http_server
-    async with _http(url, "claude", tokens["alice"]) as alice:
+    async with _http(url, "claude", tokens["alice"], mode="legacy") as alice:
         stored = ok(await alice.call_tool("remember", {"content": "Alice ships on Mondays"}))
         assert stored["memory"]["agent"] == "claude"
         hits = ok(await alice.call_tool("recall", {"query": "when does alice ship"}))
@@ -165,6 +168,13 @@ async def test_http_maps_bearer_tokens_to_users(
             await bob.call_tool("history", {"id": stored["memory"]["id"]})
         )
         assert ok(await bob.call_tool("list_memories", {}))["total"] == 0
+        page = await bob.read_resource("headroom://memories")
+        assert "Mondays" not in page.contents[0].text  # type: ignore[union-attr]
+    async with _http(url, "codex", tokens["alice"]) as alice_again:  # same user, other agent
+        hits = ok(await alice_again.call_tool("recall", {"query": "when does alice ship"}))
+        assert hits["results"][0]["memory"]["agent"] == "claude"
+        page = await alice_again.read_resource("headroom://memories")
+        assert "Alice ships on Mondays" in page.contents[0].text  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("token", [None, "wrong-token-" + "x" * 30])
