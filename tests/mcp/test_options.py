@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,3 +42,23 @@ def test_default_user(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _default_user() == "team"
     monkeypatch.delenv("HEADROOM_USER")
     assert _default_user()  # the login name, or "default"
+
+
+async def test_two_servers_open_on_one_database_see_each_others_writes(
+    tmp_path: Path, connect: Any, ok: Any
+) -> None:
+    """Two agents each running their own ``headroom mcp`` on one --db, connected at once."""
+    from headroom.mcp import build_server
+
+    db = str(tmp_path / "shared.db")
+    claude_server = build_server(McpOptions(db=db, embedder="hash", user="team"))
+    codex_server = build_server(McpOptions(db=db, embedder="hash", user="team"))
+    async with connect(claude_server, "claude") as claude, connect(codex_server, "codex") as codex:
+        assert ok(await codex.call_tool("list_memories", {}))["total"] == 0
+        stored = ok(await claude.call_tool("remember", {"content": "Project uses uv, not pip"}))
+        hits = ok(await codex.call_tool("recall", {"query": "uv or pip"}))
+        assert hits["results"][0]["memory"]["id"] == stored["memory"]["id"]
+        merged = ok(await codex.call_tool("remember", {"content": "project uses uv, not pip"}))
+        assert merged["action"] == "merged"
+        again = ok(await claude.call_tool("recall", {"query": "uv or pip"}))
+        assert again["results"][0]["memory"]["agents"] == ["claude", "codex"]

@@ -253,3 +253,6 @@ def test_help_prints_the_setup_snippets_and_readme_has_them(
         assert snippet in out
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert SETUP.strip() in readme, "README's MCP section must contain headroom.cli.mcp.SETUP"
+    example = (Path(__file__).resolve().parents[2] / "examples" / "mcp_cross_agent.py").read_text()
+    body = "def agent" + example.split("\n\n\ndef agent", 1)[1].split("\n\n\nif __name__")[0]
+    assert body in readme, "README's cross-agent example must be a copy of the example script"
