@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from pydantic import Field
 
 from headroom.memory.errors import (
+    AccessDeniedError,
     ConfigurationError,
     HeadroomError,
     MemoryNotFoundError,
@@ -134,11 +135,11 @@ def _identity(rctx: ServerRequestContext[AppState, Any]) -> Identity:
     if opts.tokens is not None:
         token = get_access_token()
         if token is None or not token.subject:
-            raise PermissionError("not authenticated: send Authorization: Bearer <token>")
+            raise AccessDeniedError("not authenticated: send Authorization: Bearer <token>")
         user = token.subject
     else:
         user = opts.user
-    agent = opts.agent
+    agent = agent_name(opts.agent)
     if agent is None:
         params = rctx.session.client_params
         agent = agent_name(params.client_info.name) if params is not None else None
@@ -158,9 +159,7 @@ async def _call(
     try:
         who = _identity(rctx)
         return await op(rctx.lifespan_context.tools, who)
-    except PermissionError as exc:
-        raise ToolError(str(exc)) from None
-    except (MemoryNotFoundError, ValidationError, SupersededError) as exc:
+    except (AccessDeniedError, MemoryNotFoundError, ValidationError, SupersededError) as exc:
         raise ToolError(str(exc)) from None
     except HeadroomError as exc:
         logger.warning("headroom mcp: tool failed: %s: %s", type(exc).__name__, exc)
