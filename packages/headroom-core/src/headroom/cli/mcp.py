@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from headroom.cli.errors import CliError
 
@@ -92,6 +93,7 @@ def _default_user() -> str:
 def cmd_mcp(args: argparse.Namespace) -> int:
     try:
         from headroom.mcp import McpOptions, TokenFile, run
+        from headroom.mcp.server import check_transport
     except ImportError as exc:
         raise CliError(f"{exc}", 2) from exc
     from headroom.memory.validation import check_id
@@ -109,5 +111,12 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         tokens=TokenFile.load(os.path.expanduser(args.tokens)) if args.tokens else None,
         dedup_threshold=args.dedup_threshold, max_content_chars=args.max_content,
     )  # fmt: skip
+    check_transport(options, http=args.http, host=args.host)
+    if args.http:
+        who = f"users from {args.tokens}" if args.tokens else f"user {options.user!r}"
+        print(
+            f"headroom mcp: http://{args.host}:{args.port}/mcp ({who}, memory {db})",
+            file=sys.stderr,
+        )
     run(options, http=args.http, host=args.host, port=args.port)
     return 0

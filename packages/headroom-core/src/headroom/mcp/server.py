@@ -54,7 +54,7 @@ except ImportError as exc:  # pragma: no cover - only without the extra
 if TYPE_CHECKING:
     from headroom.memory.core import HierarchicalMemory
 
-__all__ = ["AppState", "McpOptions", "build_server", "open_memory", "run"]
+__all__ = ["AppState", "McpOptions", "build_server", "check_transport", "open_memory", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -338,16 +338,21 @@ def build_server(
     return server
 
 
+def check_transport(options: McpOptions, *, http: bool, host: str) -> None:
+    """Refuse tokens on stdio, and HTTP off loopback without tokens (ValidationError)."""
+    if options.tokens is not None and not http:
+        raise ValidationError("--tokens is for --http (on stdio the user is --user)")
+    if http and host not in LOOPBACK and options.tokens is None:
+        raise ValidationError(f"serving on {host} needs --tokens (bearer tokens mapped to users)")
+
+
 def run(
     options: McpOptions, *, http: bool = False, host: str = "127.0.0.1", port: int = 8765
 ) -> None:
     """Serve until interrupted: stdio (default) or streamable HTTP at ``http://host:port/mcp``."""
     import anyio
 
-    if options.tokens is not None and not http:
-        raise ValidationError("--tokens is for --http (on stdio the user is --user)")
-    if http and host not in LOOPBACK and options.tokens is None:
-        raise ValidationError(f"serving on {host} needs --tokens (bearer tokens mapped to users)")
+    check_transport(options, http=http, host=host)
     if "://" not in options.db:
         Path(options.db).parent.mkdir(parents=True, exist_ok=True)
     server = build_server(options)
