@@ -107,11 +107,13 @@ def _add_memory_commands(memory: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("show", parents=[parent], help="show one memory")
     p.add_argument("id")
+    p.add_argument("--user", help="refuse if the memory belongs to another user")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cm.cmd_show)
 
     p = sub.add_parser("history", parents=[parent], help="the versions of a fact, oldest first")
     p.add_argument("id")
+    p.add_argument("--user", help="refuse if the memory belongs to another user")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cm.cmd_history)
 

@@ -166,8 +166,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _require(hm: HierarchicalMemory, memory_id: str) -> Memory:
-    memory = hm.sync.get(memory_id)
+def _require(hm: HierarchicalMemory, memory_id: str, user: str | None = None) -> Memory:
+    """The memory, looked up for its owner: with ``--user`` another user's memory is refused.
+    Every later call passes the owner (``memory.user_id``), so no command crosses users."""
+    memory = hm.sync.get(memory_id, user_id=user)
     if memory is None:
         raise CliError(f"no memory with id {memory_id!r}", 2)
     return memory
@@ -175,7 +177,7 @@ def _require(hm: HierarchicalMemory, memory_id: str) -> Memory:
 
 def cmd_show(args: argparse.Namespace) -> int:
     with _opened(args) as hm:
-        memory = _require(hm, args.id)
+        memory = _require(hm, args.id, getattr(args, "user", None))
     if args.json:
         _dump(memory.to_dict())
     else:
@@ -185,8 +187,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     with _opened(args) as hm:
-        _require(hm, args.id)
-        chain = hm.sync.get_history(args.id)
+        owner = _require(hm, args.id, getattr(args, "user", None)).user_id
+        chain = hm.sync.get_history(args.id, user_id=owner)
     if args.json:
         _dump([m.to_dict() for m in chain])
     else:
@@ -274,9 +276,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     with _opened(args) as hm:
-        _require(hm, args.id)
-        count = len(hm.sync.get_history(args.id)) if args.history else 1
-        hm.sync.delete(args.id, user_id=args.user, include_history=args.history)
+        owner = _require(hm, args.id, args.user).user_id
+        count = len(hm.sync.get_history(args.id, user_id=owner)) if args.history else 1
+        hm.sync.delete(args.id, user_id=owner, include_history=args.history)
     print(f"deleted {count} version{'s' if count != 1 else ''} of {args.id}")
     return 0
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from headroom.memory.errors import ValidationError
 from headroom.memory.models import MemoryCategory, ScopeLevel
+from headroom.memory.validation import clean_text
 
 __all__ = [
     "MEMORY_TAG",
@@ -131,7 +132,7 @@ def _loads(text: str) -> Any:
 
 def _parse_item(raw: Any) -> ExtractedMemory | None:
     if isinstance(raw, str):
-        content = raw.strip()
+        content = clean_text(raw).strip()
         return ExtractedMemory(content=content) if content else None
     if not isinstance(raw, dict):
         logger.debug("skipping memory item of type %s", type(raw).__name__)
@@ -140,7 +141,7 @@ def _parse_item(raw: Any) -> ExtractedMemory | None:
     for key in _CONTENT_KEYS:
         value = raw.get(key)
         if isinstance(value, str) and value.strip():
-            content = value.strip()
+            content = clean_text(value).strip()
             break
     if not content:
         return None
@@ -195,7 +196,9 @@ def _entities(value: Any) -> tuple[str, ...]:
         value = [value]
     if not isinstance(value, list):
         return ()
-    return tuple(dict.fromkeys(e.strip() for e in value if isinstance(e, str) and e.strip()))
+    return tuple(
+        dict.fromkeys(clean_text(e).strip() for e in value if isinstance(e, str) and e.strip())
+    )
 
 
 def _normalise(content: str) -> str:
