@@ -31,7 +31,7 @@ from headroom.inline.injection import (
     InjectedMemory,
     last_user_text,
     prepare_messages,
-    render_memory_context,
+    render_memory_context_refs,
 )
 from headroom.memory.core import HierarchicalMemory
 from headroom.memory.models import Memory, MemoryCategory, ScopeLevel, SearchResult
@@ -103,7 +103,7 @@ class InlineMemory:
     ) -> PreparedRequest:
         injected = [h.memory for h in hits]
         refs = {f"m{i}": m.id for i, m in enumerate(injected, start=1)}
-        rendered = render_memory_context(
+        rendered, shown_refs = render_memory_context_refs(
             [
                 InjectedMemory(
                     ref=ref,
@@ -116,8 +116,8 @@ class InlineMemory:
             ],
             token_budget=self.token_budget,
         )
-        # Only memories that fit the token budget were shown; only their refs can be cited.
-        shown = {ref: mid for ref, mid in refs.items() if rendered and f"[{ref}]" in rendered}
+        # Only memories actually rendered (within the token budget) can be cited back.
+        shown = {ref: refs[ref] for ref in shown_refs}
         return PreparedRequest(
             messages=prepare_messages(messages, context=rendered, instruction=self.instruction),
             refs=shown,
