@@ -43,7 +43,7 @@ def hm(tmp_path: Path) -> Iterator[HierarchicalMemory]:
 def test_import_rejects_a_link_to_another_users_memory(hm: HierarchicalMemory) -> None:
     a = hm.sync.add("Alice works at Google", "alice")
     hostile = Record(id="b-1", content="Bob works at Acme", user_id="bob", supersedes=a.id)
-    with pytest.raises(ValidationError, match="b-1.*another user"):
+    with pytest.raises(ValidationError, match=r"b-1.*another user"):
         hm.sync.import_memories([hostile])
     chained = [Record(id="b-0", content="v0", user_id="alice", superseded_by="b-2"),
                Record(id="b-2", content="v1", user_id="bob", supersedes="b-0")]  # fmt: skip

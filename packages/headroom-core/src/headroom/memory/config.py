@@ -115,6 +115,8 @@ class MemoryConfig:
     recency_half_life_days: float | None = None
 
     busy_timeout_ms: int = 10_000
+    read_only: bool = False
+    """Open without writing anything (also on a read-only filesystem); writes raise ReadOnlyError."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -78,11 +78,15 @@ class MemoryEngine(EngineReads):
     def open(self) -> None:
         self.store.open(embedder_model=self.embedder.model_name, dimension=self.embedder.dimension)
         if self.vector_index is not None:
+            bind = getattr(self.vector_index, "bind", None)
+            database_id = getattr(self.store, "database_id", "")
+            if bind is not None and database_id:
+                bind(database_id)  # an index file copied from another database is rebuilt
             self._load_or_rebuild_index()
 
     def close(self) -> None:
         try:
-            if self.vector_index is not None and self._index_seq >= 0:
+            if self.vector_index is not None and self._index_seq >= 0 and not self.config.read_only:
                 self.sync_index()
                 self.vector_index.save(self._index_seq)
         finally:
@@ -115,7 +119,8 @@ class MemoryEngine(EngineReads):
         if pks:
             self.vector_index.upsert(pks, vectors)
         self._index_seq = seq
-        self.vector_index.save(seq)
+        if not self.config.read_only:
+            self.vector_index.save(seq)
         logger.info("rebuilt vector index: %d vectors at seq %d", len(pks), seq)
         return len(pks)
 

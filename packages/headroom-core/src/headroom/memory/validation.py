@@ -369,7 +369,7 @@ def check_config_fields(cfg: Any) -> None:
         check_number(getattr(cfg, name), name, low=low_f, high=high_f)
     if cfg.recency_half_life_days is not None:
         check_number(cfg.recency_half_life_days, "recency_half_life_days", low=1e-6)
-    for name in ("cache_enabled", "auto_bubble"):
+    for name in ("cache_enabled", "auto_bubble", "read_only"):
         check_bool(getattr(cfg, name), name)
     for name in _CONFIG_TEXT:
         check_text(getattr(cfg, name), name)
