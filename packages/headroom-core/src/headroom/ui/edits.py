@@ -74,11 +74,12 @@ def _changes(form: FormData, current: Memory, *, content_required: bool) -> dict
     importance = (_field(form, "importance") or "").strip()
     if importance:
         try:
-            number = check_importance(float(importance))
+            parsed = float(importance)
         except ValueError:
             raise ValidationError(
                 f"importance must be a number in 0..1, got {importance!r}"
             ) from None
+        number = check_importance(parsed)
         if number != current.importance:
             changes["importance"] = number
     return changes
