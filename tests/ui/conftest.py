@@ -3,7 +3,12 @@ authenticated Starlette TestClient on the app."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time as time_module
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -110,3 +115,67 @@ def make_client(seeded: Seeded) -> Iterator[Any]:
 @pytest.fixture
 def client(make_client: Any) -> TestClient:
     return make_client()  # type: ignore[no-any-return]
+
+
+# -- a real `headroom ui` process (uvicorn on 127.0.0.1), shared by the server and browser tests ---
+
+
+@dataclass
+class UIServer:
+    url: str  # as printed, with the token
+    base: str
+    db_path: Path
+    process: subprocess.Popen[str]
+    output: list[str]
+
+
+def _seed_file(db_path: Path) -> None:
+    from headroom.cli.memory import open_memory
+
+    memory = open_memory(db_path, "hash", create=True)
+    try:
+        s = memory.sync
+        v1 = s.add("User works at Google", "alice", category="fact", valid_from=T0)
+        s.supersede(v1.id, "User works at Anthropic", user_id="alice",
+                    valid_from=T0 + timedelta(days=120))  # fmt: skip
+        s.add("User prefers Python for backend work", "alice", category="preference")
+        s.add("Use ruff, not flake8, in this repo", "alice", session_id="morning",
+              agent_id="claude", scope="agent", category="decision")  # fmt: skip
+        s.add("Carol is vegetarian", "carol", category="preference")
+    finally:
+        memory.sync.close()
+
+
+@pytest.fixture(scope="session")
+def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIServer]:
+    db_path = tmp_path_factory.mktemp("ui-server") / "memory.db"
+    _seed_file(db_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "headroom.cli", "ui", "--db", str(db_path), "--embedder", "hash"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    output: list[str] = []
+    url = None
+    deadline = time_module.monotonic() + 60
+    assert process.stdout is not None
+    while url is None and time_module.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        output.append(line)
+        found = re.search(r"http://127\.0\.0\.1:\d+/\?token=[\w-]+", line)
+        url = found.group(0) if found else None
+    if url is None:
+        process.kill()
+        pytest.fail("headroom ui printed no URL:\n" + "".join(output))
+    server = UIServer(url, url.split("/?")[0], db_path, process, output)
+    yield server
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            rest, _ = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        output.append(rest)

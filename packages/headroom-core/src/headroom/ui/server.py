@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import signal
 import socket
-from types import FrameType
 from typing import Any
 
 from headroom.memory.errors import MissingDependencyError
@@ -31,12 +29,12 @@ def bind(port: int = 0) -> socket.socket:
     return sock
 
 
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def serve(app: Any, sock: socket.socket) -> None:
-    """Serve ``app`` on ``sock`` until interrupted; raises KeyboardInterrupt once stopped."""
+    """Serve ``app`` on ``sock`` until SIGINT/SIGTERM.
+
+    uvicorn shuts down gracefully on either signal, then re-raises it with the handlers that were
+    installed before (so Ctrl-C ends as KeyboardInterrupt once the server has stopped).
+    """
     try:
         import uvicorn
     except ImportError as exc:
@@ -44,12 +42,5 @@ def serve(app: Any, sock: socket.socket) -> None:
     config = uvicorn.Config(
         app, loop="asyncio", http="h11", lifespan="off", log_level="warning", access_log=False
     )
-    server = uvicorn.Server(config)
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal with the handlers
-    # it found installed: make SIGTERM end like Ctrl-C so callers' cleanup (closing the memory) runs.
-    previous = signal.signal(signal.SIGTERM, _stop)
-    try:
-        logger.info("headroom ui listening on %s:%d", *sock.getsockname()[:2])
-        server.run(sockets=[sock])
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    logger.info("headroom ui listening on %s:%d", *sock.getsockname()[:2])
+    uvicorn.Server(config).run(sockets=[sock])
