@@ -121,6 +121,8 @@ def test_memory_page_shows_provenance_metadata_and_the_version_timeline(
     assert f'href="/memory?user=alice&amp;id={s.google}"' in html
     assert "2026-01-05 09:00:00 → 2026-05-05 09:00:00" in html
     assert "2026-05-05 09:00:00 → now (current)" in html
+    ticks = re.findall(r'<text class="tick"[^>]*>([^<]+)</text>', html)
+    assert ticks == ["2026-01-05", "2026-05-05", "now"]
     agent = client.get(f"/memory?user=alice&id={s.agent_note}").text
     assert "session <code>morning</code>" in agent and "agent <code>claude</code>" in agent
     meta = client.get(f"/memory?user=alice&id={s.python}").text

@@ -27,6 +27,7 @@ __all__ = [
     "SearchExplanation",
     "Timeline",
     "TimelineBar",
+    "TimelineTick",
     "UserSummary",
     "build_timeline",
     "explain_search",
@@ -200,8 +201,16 @@ class TimelineBar:
 
 
 @dataclass
+class TimelineTick:
+    x: float
+    label: str
+    anchor: str  # SVG text-anchor: "start", "middle" or "end"
+
+
+@dataclass
 class Timeline:
     bars: list[TimelineBar]
+    ticks: list[TimelineTick]
     width: int
     height: int
     start: datetime
@@ -234,7 +243,29 @@ def build_timeline(
                 selected=m.id == selected_id,
             )
         )
-    return Timeline(bars, width, 10 + len(chain) * row + 24, start, end, label_x)
+    ticks = _ticks([m.valid_from for m in chain] + [end], start, span, label_x, usable, end == now)
+    return Timeline(bars, ticks, width, 10 + len(chain) * row + 24, start, end, label_x)
+
+
+def _ticks(
+    instants: list[datetime], start: datetime, span: float, left: int, usable: int, is_now: bool
+) -> list[TimelineTick]:
+    """Axis labels at each version's start and at the end, dropping ones that would overlap."""
+    fmt = "%Y-%m-%d" if span > 3 * 86400 else "%m-%d %H:%M"
+    ticks: list[TimelineTick] = []
+    last = len(instants) - 1
+    for i, when in enumerate(instants):
+        x = round(left + (when - start).total_seconds() / span * usable, 1)
+        label = "now" if i == last and is_now else when.astimezone(UTC).strftime(fmt)
+        anchor = "start" if i == 0 else "end" if i == last else "middle"
+        if ticks and x - ticks[-1].x < 110:
+            if i != last:
+                continue
+            ticks.pop()  # keep the end label rather than the one crowding it
+            if not ticks:
+                anchor = "end"
+        ticks.append(TimelineTick(x, label, anchor))
+    return ticks
 
 
 # -- the search playground ------------------------------------------------------------------------
