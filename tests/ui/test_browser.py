@@ -1,7 +1,8 @@
 """A real browser on the inspector: Debian's chromium driven by Playwright (no browser download).
 
-It opens the printed URL, filters a user's memories (htmx), searches, follows a version chain and
-saves screenshots under the test's tmp path (the test prints where). Skipped, with the reason,
+It opens the printed URL, filters a user's memories (htmx), searches, follows a version chain,
+supersedes a fact through the confirmation page and saves screenshots under the test's tmp path
+(the test prints where). Skipped, with the reason,
 where /usr/bin/chromium or the playwright package is absent; .ci/run installs both.
 """
 
@@ -86,6 +87,18 @@ def test_browse_search_and_follow_a_version_chain(
     shot = tmp_path / "ui-version-chain.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+    # An edit through the real browser: supersede the current version, review, confirm.
+    page.click("a.version-link[data-version='2']")
+    page.click("summary:has-text('Supersede')")
+    page.fill("form[action='/supersede'] textarea", "User works at OpenAI")
+    page.click("form[action='/supersede'] button")
+    expect(page.locator("#confirm")).to_contain_text("User works at OpenAI")
+    page.click("#confirm-button")
+    expect(page.locator("#flash")).to_contain_text("Superseded")
+    expect(page.locator("#content")).to_have_text("User works at OpenAI")
+    expect(page.locator("svg.timeline rect.bar")).to_have_count(3)
+    page.screenshot(path=str(tmp_path / "ui-after-edit.png"), full_page=True)
     print(f"screenshots: {tmp_path}")
 
     # The strict CSP blocked nothing the pages need (no inline script or style).

@@ -198,6 +198,9 @@ class TimelineBar:
     width: float
     y: float
     selected: bool
+    text_x: float = 0.0
+    text_anchor: str = "start"
+    text_inside: bool = True
 
 
 @dataclass
@@ -232,17 +235,24 @@ def build_timeline(
     for i, m in enumerate(chain):
         left = (m.valid_from - start).total_seconds() / span
         right = ((m.valid_until or end) - start).total_seconds() / span
-        x = label_x + left * usable
-        bars.append(
-            TimelineBar(
-                number=i + 1,
-                memory=m,
-                x=round(x, 1),
-                width=round(max((right - left) * usable, 4.0), 1),
-                y=10 + i * row,
-                selected=m.id == selected_id,
-            )
+        bar_width = max((right - left) * usable, 6.0)
+        x = min(label_x + left * usable, label_x + usable - bar_width)  # a new version stays inside
+        bar = TimelineBar(
+            number=i + 1,
+            memory=m,
+            x=round(x, 1),
+            width=round(bar_width, 1),
+            y=10 + i * row,
+            selected=m.id == selected_id,
         )
+        # The content goes inside a wide bar, else beside it where there is more room.
+        if bar.width >= 200:
+            bar.text_x = bar.x + 6
+        elif width - (bar.x + bar.width) >= bar.x - label_x:
+            bar.text_x, bar.text_inside = bar.x + bar.width + 6, False
+        else:
+            bar.text_x, bar.text_anchor, bar.text_inside = bar.x - 6, "end", False
+        bars.append(bar)
     ticks = _ticks([m.valid_from for m in chain] + [end], start, span, label_x, usable, end == now)
     return Timeline(bars, ticks, width, 10 + len(chain) * row + 24, start, end, label_x)
 

@@ -62,10 +62,11 @@ async def memories_page(request: Request) -> Response:
         "memories": memories,
         "total": total,
         "page_size": data.PAGE_SIZE,
-        "agents": await _provenance(request, f.user_id),
     }
-    name = "_memory_rows.html" if _wants_fragment(request) else "memories.html"
-    return render(request, name, ctx)
+    if _wants_fragment(request):
+        return render(request, "_memory_rows.html", ctx)
+    ctx["agents"] = await _provenance(request, f.user_id)
+    return render(request, "memories.html", ctx)
 
 
 async def _provenance(request: Request, user_id: str) -> dict[str, list[str]]:
