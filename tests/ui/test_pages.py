@@ -227,6 +227,9 @@ def test_static_assets_are_served_from_the_package(client: TestClient) -> None:
     assert js.status_code == 200 and "htmx" in js.text[:200]
     assert client.get("/static/app.css").status_code == 200
     assert client.get("/static/../app.py").status_code == 404
+    missing = client.get("/no-such-page")
+    assert missing.status_code == 404 and "404" in missing.text
+    assert client.post("/memories", data={}).status_code == 405
 
 
 def test_export_confirmation_page(client: TestClient) -> None:
