@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time as time_module
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -169,13 +170,15 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIServer]:
     if url is None:
         process.kill()
         pytest.fail("headroom ui printed no URL:\n" + "".join(output))
-    server = UIServer(url, url.split("/?")[0], db_path, process, output)
-    yield server
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            rest, _ = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-        output.append(rest)
+    # Keep draining the output so the server can never block on a full pipe.
+    drain = threading.Thread(target=lambda: output.extend(process.stdout or []), daemon=True)
+    drain.start()
+    yield UIServer(url, url.split("/?")[0], db_path, process, output)
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    drain.join(timeout=5)
+    assert process.returncode == 0, "".join(output)
