@@ -235,3 +235,14 @@ def test_static_assets_are_served_from_the_package(client: TestClient) -> None:
 def test_export_confirmation_page(client: TestClient) -> None:
     html = client.get("/export?user=alice").text
     assert "download 5 versions" in html and 'action="/export"' in html
+
+
+def test_users_page_says_when_its_scan_was_cut_short(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headroom.ui import data
+
+    assert 'id="partial"' not in client.get("/").text
+    monkeypatch.setattr(data, "SCAN_LIMIT", 3)
+    html = client.get("/").text
+    assert 'id="partial"' in html and "first 3 stored versions" in html

@@ -48,9 +48,10 @@ async def require_memory(request: Request, memory_id: str, user_id: str) -> Memo
 
 async def users_page(request: Request) -> Response:
     memory = state_of(request).memory
-    summaries = await data.user_summaries(memory)
+    summaries, complete = await data.user_summaries(memory)
     stats = await memory.stats()
-    return render(request, "users.html", {"users": summaries, "stats": stats})
+    ctx = {"users": summaries, "stats": stats, "complete": complete, "limit": data.SCAN_LIMIT}
+    return render(request, "users.html", ctx)
 
 
 async def memories_page(request: Request) -> Response:
