@@ -9,6 +9,8 @@ request (see :mod:`headroom.ui.security`).
 
 Starlette, Jinja2 and uvicorn are imported when the app is created, so importing this package is
 cheap; without the extra, :func:`create_app` raises MissingDependencyError naming the install line.
+Every asset ships in the package (no CDN, no build step): ``static/htmx.min.js`` is htmx 2.0.11
+from the npm package ``htmx.org`` (0BSD, ``static/htmx.LICENSE.txt``), the rest is ours.
 """
 
 from __future__ import annotations
