@@ -246,3 +246,23 @@ def test_users_page_says_when_its_scan_was_cut_short(
     monkeypatch.setattr(data, "SCAN_LIMIT", 3)
     html = client.get("/").text
     assert 'id="partial"' in html and "first 3 stored versions" in html
+
+
+@pytest.mark.real_embedder
+def test_search_playground_with_the_real_embedder(real_hm: Any) -> None:
+    """With MiniLM, a paraphrase with no shared keyword is found by the vector side alone."""
+    from headroom.ui.app import create_app
+
+    s = real_hm.sync
+    s.add("User works at Anthropic", "alice", category="fact")
+    s.add("User prefers Python for backend work", "alice", category="preference")
+    s.add("User has a dog called Rex", "alice", category="fact")
+    token = "real-embedder-token-0123456789"
+    with TestClient(create_app(real_hm, token=token), base_url="http://127.0.0.1") as c:
+        assert c.get(f"/?token={token}").status_code == 200  # redirected, cookie kept
+        html = c.get("/search?user=alice&q=Which+company+employs+her%3F").text
+    rows = _results(html)
+    assert rows[0][0] == "User works at Anthropic"
+    assert rows[0][2] == "–" and rows[0][3] == "1"  # no text rank, vector rank 1
+    assert float(rows[0][4]) > float(rows[1][4])  # highest similarity
+    assert rows[0][-1] == "injected as [m1]"
