@@ -138,7 +138,9 @@ async def test_bound_model_in_state_graph_streams_stripped(
     ]
     chunks = [c for c, _ in graph.stream({"messages": history}, stream_mode="messages")]
     _check(chunks, hm, contents)
-    async_chunks = [c async for c, _ in graph.astream({"messages": history}, stream_mode="messages")]
+    async_chunks = [
+        c async for c, _ in graph.astream({"messages": history}, stream_mode="messages")
+    ]
     assert "".join(str(c.content) for c in async_chunks if isinstance(c, AIMessageChunk)) == ANSWER
 
 
@@ -146,7 +148,10 @@ def _tool_turn() -> list[Any]:
     from langchain_core.messages import AIMessage, ToolMessage
 
     call = {"name": "weather", "args": {"city": "Oslo"}, "id": "c1"}
-    return [AIMessage(content="", tool_calls=[call]), ToolMessage("Sunny in Oslo", tool_call_id="c1")]
+    return [
+        AIMessage(content="", tool_calls=[call]),
+        ToolMessage("Sunny in Oslo", tool_call_id="c1"),
+    ]
 
 
 def test_propagate_callbacks_traces_inner_run_without_streaming_it(

@@ -103,7 +103,9 @@ async def _in(ctx: contextvars.Context, coro: Coroutine[Any, Any, T]) -> T:
     return await asyncio.create_task(coro, context=ctx)
 
 
-async def ainvoke_isolated(fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
+async def ainvoke_isolated(
+    fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any
+) -> T:
     """``await fn(*args, **kwargs)`` without the ambient run config."""
     ctx = isolated_context()
     return await _in(ctx, fn(*args, **kwargs))

@@ -44,7 +44,13 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from headroom.inline.memory import InlineMemory, PreparedRequest
 
 from ._identity import IdentityCache, identity_from
-from ._isolation import ainvoke_isolated, astream_isolated, inner_config, run_isolated, stream_isolated
+from ._isolation import (
+    ainvoke_isolated,
+    astream_isolated,
+    inner_config,
+    run_isolated,
+    stream_isolated,
+)
 from ._messages import feed_content, from_prepared, strip_ai_message, to_openai
 
 __all__ = ["IDENTITY_KW", "HeadroomChatModel"]
@@ -122,7 +128,11 @@ class HeadroomChatModel(BaseChatModel):
         tool_choice: str | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Bind tools on the wrapped model and keep the memory around it."""
+        """Bind tools on the wrapped model and keep the memory around it.
+
+        Returns a ``RunnableBinding`` (like every chat model's ``bind_tools``) over a copy of this
+        model whose wrapped model has the tools bound.
+        """
         bind = getattr(self.model, "bind_tools", None)
         if bind is None:
             raise NotImplementedError(f"{type(self.model).__name__} does not support bind_tools")
@@ -130,7 +140,7 @@ class HeadroomChatModel(BaseChatModel):
             kwargs["tool_choice"] = tool_choice
         copy = self.model_copy(update={"model": bind(tools, **kwargs)})
         copy._identities = self._identities
-        return copy
+        return copy.bind()
 
     # -- identity --------------------------------------------------------------------------------
 
@@ -272,7 +282,10 @@ class HeadroomChatModel(BaseChatModel):
         prepared = await inline.aprepare(dicts)
         request = self._request(messages, prepared, dicts)
         reply = await ainvoke_isolated(
-            self.model.ainvoke, request, self._config(run_manager), **self._call_kwargs(stop, kwargs)
+            self.model.ainvoke,
+            request,
+            self._config(run_manager),
+            **self._call_kwargs(stop, kwargs),
         )
         result, items = self._result(reply)
         await inline.astore(items, prepared.refs)
@@ -291,7 +304,10 @@ class HeadroomChatModel(BaseChatModel):
         request = self._request(messages, prepared, dicts)
         stripper = inline.stream_stripper()
         raw_chunks = astream_isolated(
-            self.model.astream, request, self._config(run_manager), **self._call_kwargs(stop, kwargs)
+            self.model.astream,
+            request,
+            self._config(run_manager),
+            **self._call_kwargs(stop, kwargs),
         )
         async for raw in raw_chunks:
             chunk = self._chunk(raw, feed_content(self._raw_content(raw), stripper))
