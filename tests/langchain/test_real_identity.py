@@ -144,3 +144,13 @@ def test_ls_params_delegate_to_inner_model(hm: HierarchicalMemory) -> None:
     bound = wrapped.bind_tools([])
     assert bound._get_ls_params()["ls_model_name"] == "gpt-4o-mini"  # type: ignore[attr-defined]
     assert wrapped.model_name == "gpt-4o-mini"
+
+
+def test_identity_state_survives_bind_tools_copies(hm: HierarchicalMemory) -> None:
+    """create_agent binds tools on every call: one identity keeps one InlineMemory (and session)."""
+    from headroom_langchain.chat_model import IDENTITY_KW
+
+    wrapped = HeadroomMemory(hm, user_id="d").wrap(ChatOpenAI(api_key="test", model="gpt-4o-mini"))
+    first = wrapped.bind_tools([]).bound._inline_for({IDENTITY_KW: {"user_id": "erin"}})  # type: ignore[attr-defined]
+    again = wrapped.bind_tools([]).bound._inline_for({IDENTITY_KW: {"user_id": "erin"}})  # type: ignore[attr-defined]
+    assert first is again and first.user_id == "erin" and first.session_id.startswith("auto-")

@@ -8,12 +8,13 @@ agent run's ``context=``, the LangGraph ``thread_id``), never from message conte
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
 from headroom.inline.memory import InlineMemory
 
-__all__ = ["IDS", "IdentityCache", "identity_from"]
+__all__ = ["IDS", "IdentityCache", "cache_for", "identity_from"]
 
 IDS = ("user_id", "session_id", "agent_id")
 _MAX_CACHED = 256
@@ -40,9 +41,16 @@ class IdentityCache:
     """One InlineMemory per identity; ids not given fall back to the default's."""
 
     def __init__(self, default: InlineMemory) -> None:
-        self.default = default
+        self._default = weakref.ref(default)  # weak: the module-level cache is keyed on it
         self._cache: dict[Identity, InlineMemory] = {}
         self._lock = threading.Lock()
+
+    @property
+    def default(self) -> InlineMemory:
+        default = self._default()
+        if default is None:  # pragma: no cover - the owner keeps it alive while calling
+            raise RuntimeError("the default InlineMemory is gone")
+        return default
 
     def get(self, ids: Mapping[str, str] | None) -> InlineMemory:
         d = self.default
@@ -68,3 +76,20 @@ class IdentityCache:
                 )  # fmt: skip
                 self._cache[key] = inline
             return inline
+
+
+_CACHES: weakref.WeakKeyDictionary[InlineMemory, IdentityCache] = weakref.WeakKeyDictionary()
+_CACHES_LOCK = threading.Lock()
+
+
+def cache_for(default: InlineMemory) -> IdentityCache:
+    """The one IdentityCache of ``default`` (shared by every wrapped model and middleware on it).
+
+    So the InlineMemory of an identity, and the automatic session id of an identity without one,
+    survive ``bind_tools`` copies (``create_agent`` binds tools on every model call).
+    """
+    with _CACHES_LOCK:
+        cache = _CACHES.get(default)
+        if cache is None:
+            cache = _CACHES[default] = IdentityCache(default)
+        return cache

@@ -39,11 +39,11 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Base
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, ensure_config
 from langchain_core.tools import BaseTool
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field
 
 from headroom.inline.memory import InlineMemory, PreparedRequest
 
-from ._identity import IdentityCache, identity_from
+from ._identity import cache_for, identity_from
 from ._isolation import (
     ainvoke_isolated,
     astream_isolated,
@@ -85,8 +85,6 @@ class HeadroomChatModel(BaseChatModel):
     """Read ``user_id`` / ``session_id`` / ``agent_id`` from the call's ``configurable``."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    _identities: IdentityCache | None = PrivateAttr(default=None)
 
     @property
     def _llm_type(self) -> str:
@@ -138,9 +136,7 @@ class HeadroomChatModel(BaseChatModel):
             raise NotImplementedError(f"{type(self.model).__name__} does not support bind_tools")
         if tool_choice is not None:
             kwargs["tool_choice"] = tool_choice
-        copy = self.model_copy(update={"model": bind(tools, **kwargs)})
-        copy._identities = self._identities
-        return copy.bind()
+        return self.model_copy(update={"model": bind(tools, **kwargs)}).bind()
 
     # -- identity --------------------------------------------------------------------------------
 
@@ -154,11 +150,7 @@ class HeadroomChatModel(BaseChatModel):
 
     def _inline_for(self, kwargs: dict[str, Any]) -> InlineMemory:
         ids = kwargs.pop(IDENTITY_KW, None)
-        if not ids:
-            return self.inline
-        if self._identities is None:
-            self._identities = IdentityCache(self.inline)
-        return self._identities.get(ids)
+        return cache_for(self.inline).get(ids) if ids else self.inline
 
     def invoke(
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any

@@ -34,7 +34,7 @@ from headroom.inline.extraction import ExtractedMemory
 from headroom.inline.memory import InlineMemory
 from headroom.memory import HierarchicalMemory
 
-from ._identity import IdentityCache, identity_from
+from ._identity import cache_for, identity_from
 from ._messages import strip_ai_message
 from .chat_model import HeadroomChatModel
 
@@ -66,7 +66,7 @@ class HeadroomMiddleware(AgentMiddleware[Any, Any, Any]):
         self._default = inline or InlineMemory(
             memory, user_id=user_id, session_id=session_id, agent_id=agent_id, top_k=top_k
         )
-        self._identities = IdentityCache(self._default)
+        self._identities = cache_for(self._default)
 
     # -- identity --------------------------------------------------------------------------------
 
