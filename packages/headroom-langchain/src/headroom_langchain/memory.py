@@ -126,7 +126,11 @@ class HeadroomMemory:
         return HeadroomChatMessageHistory(session, user_id=self.user_id, store=self._chat_store)
 
     def store(self, **kwargs: Any) -> HeadroomStore:
-        """A LangGraph ``BaseStore`` over the same memory (needs ``langgraph``)."""
+        """A LangGraph ``BaseStore`` over the same memory (needs ``langgraph``).
+
+        ``kwargs`` are :class:`HeadroomStore`'s: ``layout=`` (default ``("user", None, "session",
+        "agent")``: ``(user_id, "memories")`` is the user), ``index=`` (LangGraph's IndexConfig).
+        """
         try:
             from .store import HeadroomStore
         except ImportError as exc:
