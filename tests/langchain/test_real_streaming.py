@@ -30,13 +30,14 @@ ANSWER = "Sunny in Oslo today."
 
 
 def responder(request: dict[str, Any]) -> str | dict[str, Any]:
-    """A tool call first (when tools are offered), then an answer that carries a memory block."""
+    """A tool call first (when tools are offered), then an answer with a block (when instructed)."""
     messages = request["messages"]
     if request.get("tools") and not any(m["role"] == "tool" for m in messages):
         call = {"id": "c1", "type": "function",
                 "function": {"name": "weather", "arguments": json.dumps({"city": "Oslo"})}}  # fmt: skip
         return {"content": None, "tool_calls": [call]}
-    return f"{ANSWER} {BLOCK}"
+    instructed = any(m["role"] == "system" and "<memory>" in str(m["content"]) for m in messages)
+    return f"{ANSWER} {BLOCK}" if instructed else ANSWER  # a block only when asked, like a model
 
 
 @tool
@@ -192,3 +193,34 @@ def test_propagate_callbacks_traces_inner_run_without_streaming_it(
     state = agent.invoke({"messages": [HumanMessage("Weather?")]}, {"callbacks": [tracer]})
     assert state["messages"][-1].content == ANSWER
     assert tracer.starts == 4  # two model calls, each an outer run and a nested inner run
+
+
+@pytest.mark.parametrize("memory_first", [False, True])
+def test_model_swapping_middleware_never_leaks(
+    memory_first: bool, hm: HierarchicalMemory, llm: ChatOpenAI, contents: Any
+) -> None:
+    """With ``ModelFallbackMiddleware`` (which swaps ``request.model``) in either order."""
+    from langchain.agents.middleware import ModelFallbackMiddleware
+
+    def failing(request: dict[str, Any]) -> dict[str, Any]:
+        return {"error": {"message": "primary down", "type": "server_error"}, "status": 500}
+
+    with FakeOpenAIServer(failing) as down:
+        primary = ChatOpenAI(base_url=down.base_url, api_key="t", model="gpt-4o", max_retries=0)
+        memory = HeadroomMemory(hm, user_id="alice")
+        fallback = ModelFallbackMiddleware(llm)
+        middleware = (
+            [memory.middleware(), fallback] if memory_first else [fallback, memory.middleware()]
+        )
+        agent = create_agent(primary, [weather], middleware=middleware)
+        chunks = [
+            c
+            for c, _ in agent.stream(
+                {"messages": [HumanMessage("Weather at home?")]}, stream_mode="messages"
+            )
+        ]
+    text = "".join(str(c.content) for c in chunks if isinstance(c, AIMessageChunk))
+    assert "memory" not in text and ANSWER in text
+    # memory innermost: the fallback model is wrapped too, so its fact is stored; memory
+    # outermost: the fallback model runs unwrapped (no instruction, so no block, nothing stored)
+    assert contents(hm, "alice") == ([] if memory_first else [FACT])
