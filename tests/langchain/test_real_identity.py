@@ -131,7 +131,8 @@ def test_pinned_identity_ignores_configurable(
     llm = ChatOpenAI(base_url=server.base_url, api_key="test", model="gpt-4o-mini", max_retries=0)
     wrapped = HeadroomMemory(hm, user_id="svc").wrap(llm, use_config_identity=False)
     wrapped.invoke("I prefer Rust for systems work.", _cfg("alice"))
-    assert [m.user_id for m in hm.sync.query(MemoryFilter())] == ["svc"]
+    wrapped.invoke("I prefer Go for tools.", headroom_identity={"user_id": "alice"})
+    assert {m.user_id for m in hm.sync.query(MemoryFilter())} == {"svc"}
 
 
 def test_ls_params_delegate_to_inner_model(hm: HierarchicalMemory) -> None:
@@ -154,3 +155,18 @@ def test_identity_state_survives_bind_tools_copies(hm: HierarchicalMemory) -> No
     first = wrapped.bind_tools([]).bound._inline_for({IDENTITY_KW: {"user_id": "erin"}})  # type: ignore[attr-defined]
     again = wrapped.bind_tools([]).bound._inline_for({IDENTITY_KW: {"user_id": "erin"}})  # type: ignore[attr-defined]
     assert first is again and first.user_id == "erin" and first.session_id.startswith("auto-")
+
+
+def test_llm_cache_is_per_identity(chain: Any, server: FakeOpenAIServer) -> None:
+    """With LangChain's LLM cache on, one user's memory-bearing answer is never served to another."""
+    from langchain_core.caches import InMemoryCache
+    from langchain_core.globals import get_llm_cache, set_llm_cache
+
+    previous = get_llm_cache()
+    set_llm_cache(InMemoryCache())
+    try:
+        chain.invoke({"q": "I prefer Rust for systems work."}, _cfg("alice"))
+        assert FACT in chain.invoke({"q": ASK}, _cfg("alice"))
+        assert FACT not in chain.invoke({"q": ASK}, _cfg("bob"))
+    finally:
+        set_llm_cache(previous)

@@ -150,7 +150,9 @@ class HeadroomChatModel(BaseChatModel):
 
     def _inline_for(self, kwargs: dict[str, Any]) -> InlineMemory:
         ids = kwargs.pop(IDENTITY_KW, None)
-        return cache_for(self.inline).get(ids) if ids else self.inline
+        if not ids or not self.use_config_identity:  # pinned: nothing overrides it
+            return self.inline
+        return cache_for(self.inline).get(ids)
 
     def invoke(
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
