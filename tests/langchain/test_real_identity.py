@@ -167,6 +167,10 @@ def test_llm_cache_is_per_identity(chain: Any, server: FakeOpenAIServer) -> None
     try:
         chain.invoke({"q": "I prefer Rust for systems work."}, _cfg("alice"))
         assert FACT in chain.invoke({"q": ASK}, _cfg("alice"))
+        sent = len(server.requests)
+        assert FACT in chain.invoke({"q": ASK}, _cfg("alice"))
+        assert len(server.requests) == sent  # the cache answered
         assert FACT not in chain.invoke({"q": ASK}, _cfg("bob"))
+        assert len(server.requests) == sent + 1  # bob's call is not alice's cache entry
     finally:
         set_llm_cache(previous)
