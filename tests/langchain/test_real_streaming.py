@@ -224,3 +224,16 @@ def test_model_swapping_middleware_never_leaks(
     # memory innermost: the fallback model is wrapped too, so its fact is stored; memory
     # outermost: the fallback model runs unwrapped (no instruction, so no block, nothing stored)
     assert contents(hm, "alice") == ([] if memory_first else [FACT])
+
+
+async def test_consumer_stopping_early_closes_cleanly(
+    hm: HierarchicalMemory, llm: ChatOpenAI
+) -> None:
+    wrapped = HeadroomMemory(hm, user_id="alice").wrap(llm)
+    for chunk in wrapped.stream("Weather at home?"):
+        assert "<" not in str(chunk.content)
+        break
+    async for chunk in wrapped.astream("Weather at home?"):
+        assert "<" not in str(chunk.content)
+        break
+    assert (await wrapped.ainvoke("Weather at home?")).content == ANSWER  # still usable
