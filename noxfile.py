@@ -25,6 +25,7 @@ PACKAGES = [
     "-e", "packages/headroom-litellm[proxy]",
 ]  # fmt: skip
 TEST_DEPS = ["pytest", "pytest-asyncio", "pytest-timeout", "hypothesis", "langchain-tests"]
+TEST_DEPS += ["playwright"]  # headroom ui browser test: drives Debian's chromium, no download
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
