@@ -20,7 +20,7 @@ CONSTRAINTS = ["-c", str(ROOT / "constraints.txt")]
 TORCH = "torch==2.13.0"
 PACKAGES = [
     "-e", "packages/headroom-core[all]",
-    "-e", "packages/headroom-langchain[agents,langgraph]",
+    "-e", "packages/headroom-langchain[agents,langgraph,openai]",
     "-e", "packages/headroom-llamaindex",
     "-e", "packages/headroom-litellm[proxy]",
 ]  # fmt: skip
