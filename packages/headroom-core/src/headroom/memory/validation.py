@@ -57,7 +57,7 @@ MAX_TOP_K = 10_000
 MAX_LIMIT = 2**62
 MAX_JSON_DEPTH = 32
 ADD_KWARGS = ("session_id", "agent_id", "turn_id", "category", "importance", "entity_refs",
-              "metadata", "valid_from", "scope")  # fmt: skip
+              "metadata", "valid_from", "scope", "context")  # fmt: skip
 SEARCH_FILTER_KWARGS = ("categories", "min_importance", "include_superseded", "valid_at",
                         "metadata", "entity_refs")  # fmt: skip
 UPDATE_KWARGS = ("user_id", "content", "category", "importance", "entity_refs", "metadata")
