@@ -526,6 +526,7 @@ def evaluate(
     captions: bool = True,
     max_questions: int | None = None,
     stage_timing: bool = True,
+    storage: tuple[str, bool] = ("previous", True),
 ) -> dict[str, Any]:
     """Index ``samples`` into a fresh memory, ask every category 1-4 question with every method.
 
@@ -536,7 +537,7 @@ def evaluate(
     """
     questions = [q for s in samples for q in questions_of(s)][:max_questions]
     ablations = dict(ablations or {})
-    storages = {("previous", True)} | {(a.context, a.entities) for a in ablations.values()}
+    storages = {storage} | {(a.context, a.entities) for a in ablations.values()}
     stats: dict[str, MethodStats] = {}
     stages: dict[str, Any] = {}
     loo: dict[str, Any] | None = None
@@ -550,7 +551,7 @@ def evaluate(
             from headroom.memory.factory import create_embedder
 
             embedder = create_embedder(base_cfg)
-        default = ("previous", True)
+        default = storage
         memories: dict[tuple[str, bool], HierarchicalMemory] = {}
         try:
             for n, storage in enumerate(sorted(storages, key=lambda s: s != default)):
@@ -716,6 +717,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="cache turn/question vectors on disk (model+text keyed) between runs",
     )
     parser.add_argument("--no-ablations", action="store_true")
+    parser.add_argument(
+        "--context",
+        choices=CONTEXTS,
+        default="previous",
+        help="context stored with each turn for the main methods and leave-one-out",
+    )
     parser.add_argument("--no-loo", action="store_true", help="skip leave-one-conversation-out")
     args = parser.parse_args(argv)  # fmt: skip
     if not args.data.exists():
@@ -740,10 +747,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         loo_grid=None if args.no_loo or len(samples) < 2 else LOO_GRID,
         captions=not args.no_captions,
         max_questions=100 if args.quick else None,
+        storage=(args.context, True),
     )
     if isinstance(embedder, CachedEmbedder):
         embedder.save()
     report["split"] = args.data.name
+    report["context"] = args.context
     print(
         f"{report['dataset']}  index {report['index_seconds']} s  "
         f"model {report['embedder_model']} ({report['embedder']})"
