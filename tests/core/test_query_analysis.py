@@ -79,8 +79,10 @@ def test_context_of_search_text() -> None:
 
 
 def test_negative_entity_boost_is_a_configuration_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="entity_boost"):
+    with pytest.raises(ConfigurationError, match="date_boost"):
         MemoryConfig(db_path=tmp_path / "x.db", date_boost=-1.0)
+    with pytest.raises(ConfigurationError, match="entity_boost"):
+        MemoryConfig(db_path=tmp_path / "x.db", entity_boost="high")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="entity_boost"):
         MemoryConfig(db_path=tmp_path / "x.db", entity_boost=-0.1)
 

@@ -144,8 +144,6 @@ class MemoryConfig:
             raise ConfigurationError("vector_dimension must be positive")
         if not 0.0 <= self.bubble_threshold <= 1.0:
             raise ConfigurationError("bubble_threshold must be within 0..1")
-        if self.entity_boost < 0 or self.date_boost < 0:
-            raise ConfigurationError("entity_boost and date_boost must be >= 0")
         if self.cache_max_size < 0:
             raise ConfigurationError("cache_max_size must be >= 0")
         if self.search_mode not in ("hybrid", "semantic", "text"):

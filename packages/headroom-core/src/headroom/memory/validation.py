@@ -344,6 +344,7 @@ _CONFIG_FLOATS = {  # field: (low, high)
     "http_timeout": (0.001, 86_400.0), "bubble_threshold": (0.0, 1.0),
     "hybrid_text_weight": (0.0, 1e6), "hybrid_vector_weight": (0.0, 1e6),
     "importance_weight": (-1e6, 1e6),
+    "entity_boost": (0.0, 1e6), "date_boost": (0.0, 1e6),
 }  # fmt: skip
 _CONFIG_TEXT = ("embedder_model", "ollama_base_url")
 _CONFIG_OPTIONAL_TEXT = ("openai_api_key", "openai_base_url", "embedder_entry_point")
