@@ -1,20 +1,29 @@
 """LoCoMo retrieval evaluation: recall@k of the evidence turns, default search vs baselines.
 
 Stores every dialogue turn of the LoCoMo dev split as a memory through the public API (one user
-per conversation, the session date as ``valid_from``, ``dia_id`` and speaker in metadata), asks
+per conversation, the session date as ``valid_from``, ``dia_id`` and speaker in metadata, the
+previous turn as ``context=`` and the speaker as entity ref: see :func:`build_memories`), asks
 every question of categories 1-4 through ``HierarchicalMemory.search`` (user_id only, top_k=10,
 the call injection uses) and reports recall@5 / recall@10 of the evidence turns per category and
 overall, plus query latency p50/p95. Methods, all on the same data in the same process:
 
-* ``hybrid`` - the default search (``mode="hybrid"``);
+* ``hybrid`` - the default search (``mode="hybrid"``, default ``MemoryConfig``);
 * ``fts5`` - SQLite FTS5 bm25 alone (``mode="text"``: Porter stemming, same indexed text);
 * ``bm25`` - plain Okapi BM25 over the turn text (k1=1.5, b=0.75, lowercase words, no stemming),
   computed in this script, as the textbook keyword baseline;
-* ``dense`` - cosine similarity alone (``mode="semantic"``).
+* ``dense`` - cosine similarity alone (``mode="semantic"``);
+* every entry of ``ABLATIONS`` - one change at a time (storage without context or entity refs,
+  each ranking setting), including the search as it was before contextual indexing and query
+  analysis; its latency is compared with the default's, interleaved question by question;
+* leave-one-conversation-out over ``LOO_GRID``: the grid point best on 4 conversations is
+  reported on the 5th, for each of the 5.
 
-The data is CC BY-NC and stays in ``../shared/data``; it is read in place, never copied.
+``--embed-cache DIR`` keeps turn/question vectors on disk between runs (keyed by embedder class,
+model and text), so with it the latencies exclude the query embedding. The data is CC BY-NC and
+stays in ``../shared/data``; it is read in place, never copied.
 
-    python benchmarks/locomo_retrieval.py [--data PATH] [--conversations N] [--quick] [--out PATH]
+    python benchmarks/locomo_retrieval.py [--embedder onnx|local] [--embed-cache DIR]
+        [--context previous|neighbours|none] [--no-ablations] [--no-loo] [--quick] [--out PATH]
 """
 
 from __future__ import annotations
