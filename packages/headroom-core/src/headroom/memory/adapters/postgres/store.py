@@ -1,0 +1,477 @@
+"""PostgresMemoryStore: memories, pgvector embeddings, a tsvector and a change sequence.
+
+The same SQLModel tables as the SQLite store (:mod:`headroom.memory.adapters.sql.tables`); the
+dialect differences live here: ``embedding`` is a ``vector(dim)`` column with an HNSW (cosine)
+index, ``search_tsv`` a generated ``tsvector`` with a GIN index, and the JSON filters use jsonb.
+
+Every write is one transaction that bumps ``headroom_meta.seq`` as its last statement (so the row
+lock is held only while committing), which is how caches in any process or host notice writes.
+The vectors and the full-text index live in the same rows, so nothing derived has to catch up:
+``changes_since`` only reports the sequence number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import (
+    Engine,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    type_coerce,
+    update,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import UserDefinedType
+
+from headroom.memory.adapters.postgres.connect import (
+    create_pg_engine,
+    ensure_vector_extension,
+    redact,
+    retried,
+    translate_errors,
+)
+from headroom.memory.adapters.postgres.filters import pg_filter_clause
+from headroom.memory.adapters.sql.filters import order_clause
+from headroom.memory.adapters.sql.tables import (
+    DeletionRow,
+    MemoryRow,
+    MetaRow,
+    memory_to_values,
+    row_to_memory,
+    table_metadata,
+)
+from headroom.memory.errors import (
+    DimensionMismatchError,
+    MemoryNotFoundError,
+    StorageError,
+    SupersededError,
+)
+from headroom.memory.models import Memory, ScopeLevel
+from headroom.memory.ports import FloatArray, MemoryFilter, StoreChanges
+
+__all__ = ["PgVector", "PostgresMemoryStore"]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+TABLE = MemoryRow.__table__  # type: ignore[attr-defined]
+T = TABLE.c
+M = MetaRow.__table__  # type: ignore[attr-defined]
+D = DeletionRow.__table__  # type: ignore[attr-defined]
+_LOCK_KEY = 0x4845414452  # advisory lock taken while creating the schema ("HEADR")
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+
+
+class PgVector(UserDefinedType[Any]):
+    """``vector`` values passed straight to psycopg (pgvector's binary dumper/loader)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "vector"
+
+
+def _schema_ddl(dim: int) -> list[str]:
+    return [
+        f"ALTER TABLE memories ALTER COLUMN embedding TYPE vector({dim}) USING NULL",
+        "ALTER TABLE memories ADD COLUMN search_tsv tsvector GENERATED ALWAYS AS "
+        "(to_tsvector('english'::regconfig, search_text)) STORED",
+        "CREATE INDEX ix_memories_embedding_hnsw ON memories USING hnsw "
+        f"(embedding vector_cosine_ops) WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})",
+        "CREATE INDEX ix_memories_search_tsv ON memories USING gin (search_tsv)",
+        "CREATE INDEX ix_memories_user_pk ON memories (user_id, pk)",
+    ]
+
+
+class PostgresMemoryStore:
+    """The PostgreSQL store; any number of processes and hosts may share one database."""
+
+    def __init__(self, url: str, *, pool_size: int = 5, search_text: Any = None) -> None:
+        from headroom.memory.adapters.sqlite.store import default_search_text
+
+        self.url = url
+        self.db_path = url
+        self._pool_size = pool_size
+        self._search_text = search_text or default_search_text
+        self._dimension = 0
+        self._engine: Engine | None = None
+
+    def __repr__(self) -> str:
+        return f"PostgresMemoryStore({redact(self.url)})"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise StorageError("the store is not open")
+        return self._engine
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @translate_errors
+    def open(self, *, embedder_model: str, dimension: int) -> None:
+        engine = create_pg_engine(self.url, pool_size=self._pool_size)
+        try:
+            ensure_vector_extension(engine)
+            self._engine = engine
+            self._dimension = dimension
+            meta = self._create_schema(embedder_model, dimension)
+        except BaseException:
+            engine.dispose()
+            self._engine = None
+            raise
+        if meta is None:
+            return
+        stored_dim = int(meta.get("dimension", dimension))
+        stored_model = meta.get("embedder_model", embedder_model)
+        where = redact(self.url)
+        if stored_dim != dimension:
+            self.close()
+            raise DimensionMismatchError(
+                f"the database {where} holds {stored_dim}-dimensional vectors (model "
+                f"{stored_model!r}) but the configured embedder produces {dimension} dimensions; "
+                "use the same embedder, or a new database"
+            )
+        if _model_key(stored_model) != _model_key(embedder_model):
+            self.close()
+            raise DimensionMismatchError(
+                f"the database {where} was embedded with {stored_model!r} but the configured "
+                f"embedder is {embedder_model!r}; vectors of different models are not comparable"
+            )
+
+    def _create_schema(self, embedder_model: str, dimension: int) -> dict[str, str] | None:
+        """Create the tables once (under an advisory lock); the stored meta, or None when new."""
+        with self._write() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+            fresh = conn.execute(text("SELECT to_regclass('memories') IS NULL")).scalar_one()
+            table_metadata.create_all(conn, tables=[TABLE, M, D])
+            if fresh:
+                for statement in _schema_ddl(dimension):
+                    conn.exec_driver_sql(statement)
+            meta = {row.key: row.value for row in conn.execute(select(M))}
+            if meta:
+                return meta
+            conn.execute(
+                insert(M),
+                [
+                    {"key": "schema_version", "value": SCHEMA_VERSION},
+                    {"key": "seq", "value": "0"},
+                    {"key": "embedder_model", "value": embedder_model},
+                    {"key": "dimension", "value": str(dimension)},
+                ],
+            )
+            return None
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- transactions --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def _bump_seq(self, conn: Connection) -> int:
+        """Call last in a write transaction: the seq row stays locked only until the commit."""
+        value = conn.execute(
+            text(
+                "UPDATE headroom_meta SET value = (CAST(value AS BIGINT) + 1)::text "
+                "WHERE key = 'seq' RETURNING value"
+            )
+        ).scalar_one()
+        return int(value)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def _vector(self, vector: FloatArray | None) -> npt.NDArray[np.float32] | None:
+        if vector is None:
+            return None
+        if vector.shape[-1] != self._dimension:
+            raise DimensionMismatchError(
+                f"vector of dimension {vector.shape[-1]} for a store of dimension {self._dimension}"
+            )
+        return np.ascontiguousarray(vector, dtype=np.float32)
+
+    def _rows(self, memories: Sequence[Memory], vectors: FloatArray | None) -> list[dict[str, Any]]:
+        rows = []
+        for i, memory in enumerate(memories):
+            values = memory_to_values(memory, self._search_text(memory))
+            values["vec"] = self._vector(vectors[i] if vectors is not None else None)
+            values["change_seq"] = 0
+            rows.append(values)
+        return rows
+
+    _INSERT = insert(TABLE).values(embedding=bindparam("vec", type_=PgVector()))  # type: ignore[attr-defined]
+
+    @translate_errors
+    def insert(self, memories: Sequence[Memory], vectors: FloatArray | None) -> list[int]:
+        if not memories:
+            return []
+        rows = self._rows(memories, vectors)
+        with self._write() as conn:
+            try:
+                result = conn.execute(
+                    self._INSERT.returning(T.pk, sort_by_parameter_order=True), rows
+                )
+                pks = [int(r[0]) for r in result]
+            except IntegrityError as exc:
+                raise StorageError(f"duplicate memory id: {exc.orig}") from exc
+            self._bump_seq(conn)
+            return pks
+
+    @translate_errors
+    def update(self, memory: Memory, vector: FloatArray | None) -> None:
+        values: dict[str, Any] = memory_to_values(memory, self._search_text(memory))
+        params: dict[str, Any] = {}
+        if vector is not None:
+            values["embedding"] = bindparam("vec", type_=PgVector())
+            params["vec"] = self._vector(vector)
+        stmt = update(TABLE).where(T.id == memory.id).values(**values)  # type: ignore[attr-defined]
+        with self._write() as conn:
+            result = conn.execute(stmt, params) if params else conn.execute(stmt)
+            if result.rowcount == 0:
+                raise MemoryNotFoundError(f"no memory with id {memory.id!r}")
+            self._bump_seq(conn)
+
+    @translate_errors
+    def supersede(self, old: Memory, new: Memory, vector: FloatArray | None) -> None:
+        """Close ``old`` and insert ``new`` atomically; fails if ``old`` was superseded meanwhile.
+
+        Two processes superseding the same memory: the second UPDATE waits for the first
+        transaction's row lock, then re-checks ``superseded_by IS NULL`` and matches no row.
+        """
+        rows = self._rows([new], vector[None, :] if vector is not None else None)
+        with self._write() as conn:
+            closed = conn.execute(
+                update(TABLE)  # type: ignore[attr-defined]
+                .where(T.id == old.id, T.superseded_by.is_(None))
+                .values(
+                    valid_until=old.valid_until,
+                    superseded_by=old.superseded_by,
+                    updated_at=old.updated_at,
+                )
+            )
+            if closed.rowcount == 0:
+                raise SupersededError(f"memory {old.id!r} is already superseded (or was deleted)")
+            conn.execute(self._INSERT, rows)
+            self._bump_seq(conn)
+
+    @translate_errors
+    def delete(self, memory_ids: Sequence[str]) -> int:
+        if not memory_ids:
+            return 0
+        with self._write() as conn:
+            pks = [
+                int(r[0])
+                for r in conn.execute(select(T.pk).where(T.id.in_(list(memory_ids))).order_by(T.pk))
+            ]
+            return self._delete_pks(conn, pks) if pks else 0
+
+    @translate_errors
+    def delete_matching(self, f: MemoryFilter) -> int:
+        with self._write() as conn:
+            pks = [
+                int(r[0])
+                for r in conn.execute(select(T.pk).where(pg_filter_clause(f)).order_by(T.pk))
+            ]
+            return self._delete_pks(conn, pks) if pks else 0
+
+    def _delete_pks(self, conn: Connection, pks: list[int]) -> int:
+        deleted = 0
+        for start in range(0, len(pks), 5000):
+            chunk = pks[start : start + 5000]
+            deleted += conn.execute(delete(TABLE).where(T.pk.in_(chunk))).rowcount  # type: ignore[attr-defined]
+        seq = self._bump_seq(conn)
+        conn.execute(insert(D), [{"seq": seq, "pk": pk} for pk in pks])
+        return deleted
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    _MEMORY_COLUMNS = (
+        T.pk, T.id, T.user_id, T.session_id, T.agent_id, T.turn_id, T.scope_level, T.category,
+        T.importance, T.content, T.entity_refs, T.metadata_json, T.created_at, T.updated_at,
+        T.valid_from, T.valid_until, T.supersedes, T.superseded_by, T.promoted_from,
+    )  # fmt: skip
+    _EMBEDDING = type_coerce(T.embedding, PgVector()).label("embedding")
+
+    @translate_errors
+    @retried
+    def get(self, memory_id: str) -> Memory | None:
+        with self._read() as conn:
+            row = conn.execute(select(*self._MEMORY_COLUMNS).where(T.id == memory_id)).first()
+        return row_to_memory(row) if row is not None else None
+
+    @translate_errors
+    @retried
+    def get_by_pks(self, pks: Sequence[int]) -> dict[int, Memory]:
+        if not len(pks):
+            return {}
+        with self._read() as conn:
+            rows = conn.execute(
+                select(*self._MEMORY_COLUMNS).where(T.pk == func.any(_int_array(pks)))
+            )
+            return {int(row.pk): row_to_memory(row) for row in rows}
+
+    @translate_errors
+    @retried
+    def get_vectors(self, pks: Sequence[int]) -> dict[int, FloatArray]:
+        if not len(pks):
+            return {}
+        with self._read() as conn:
+            rows = conn.execute(
+                select(T.pk, self._EMBEDDING).where(
+                    T.pk == func.any(_int_array(pks)), T.embedding.is_not(None)
+                )
+            ).all()
+        return {int(r.pk): _as_array(r.embedding) for r in rows}
+
+    @translate_errors
+    @retried
+    def query(self, f: MemoryFilter) -> list[Memory]:
+        stmt = (
+            select(*self._MEMORY_COLUMNS)
+            .where(pg_filter_clause(f))
+            .order_by(*order_clause(f.order_by))
+        )
+        if f.limit is not None:
+            stmt = stmt.limit(f.limit)
+        if f.offset:
+            stmt = stmt.offset(f.offset)
+        with self._read() as conn:
+            return [row_to_memory(r) for r in conn.execute(stmt)]
+
+    @translate_errors
+    @retried
+    def count(self, f: MemoryFilter) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).where(pg_filter_clause(f))).scalar_one())
+
+    @translate_errors
+    @retried
+    def matching_pks(self, f: MemoryFilter) -> npt.NDArray[np.int64]:
+        with self._read() as conn:
+            pks = conn.execute(select(T.pk).where(pg_filter_clause(f))).scalars().all()
+        return np.asarray(pks, dtype=np.int64)
+
+    @translate_errors
+    @retried
+    def current_seq(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select(M.c.value).where(M.c.key == "seq")).scalar_one())
+
+    def changes_since(self, seq: int) -> StoreChanges:
+        """Vectors live in the rows themselves: there is never anything to replay."""
+        return StoreChanges(seq=self.current_seq())
+
+    @translate_errors
+    @retried
+    def snapshot_vectors(self) -> tuple[int, list[int], FloatArray]:
+        """Every stored vector and the sequence number they are consistent with (one read)."""
+        with self.engine.connect() as conn, conn.begin():
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            now = int(conn.execute(select(M.c.value).where(M.c.key == "seq")).scalar_one())
+            rows = conn.execute(
+                select(T.pk, self._EMBEDDING).where(T.embedding.is_not(None)).order_by(T.pk)
+            ).all()
+        vecs = (
+            np.stack([_as_array(r.embedding) for r in rows])
+            if rows
+            else np.zeros((0, self._dimension), dtype=np.float32)
+        )
+        return now, [int(r.pk) for r in rows], vecs
+
+    def iter_vectors(self, batch_size: int = 10_000) -> Iterator[tuple[list[int], FloatArray]]:
+        _, pks, vecs = self.snapshot_vectors()
+        for start in range(0, len(pks), batch_size):
+            yield pks[start : start + batch_size], vecs[start : start + batch_size]
+
+    @translate_errors
+    @retried
+    def vector_count(self) -> int:
+        with self._read() as conn:
+            return int(
+                conn.execute(select(func.count()).where(T.embedding.is_not(None))).scalar_one()
+            )
+
+    @translate_errors
+    @retried
+    def stats(self, user_id: str | None = None) -> dict[str, Any]:
+        base = MemoryFilter(user_id=user_id, include_superseded=True)
+        where = pg_filter_clause(base)
+        current = pg_filter_clause(MemoryFilter(user_id=user_id))
+        with self._read() as conn:
+            superseded = conn.execute(
+                select(func.count()).where(where, T.superseded_by.is_not(None))
+            ).scalar_one()
+            cats = conn.execute(
+                select(T.category, func.count()).where(current).group_by(T.category)
+            ).all()
+            scopes = conn.execute(
+                select(T.scope_level, func.count()).where(current).group_by(T.scope_level)
+            ).all()
+            users = conn.execute(
+                select(func.count(func.distinct(T.user_id))).where(where)
+            ).scalar_one()
+            size = conn.execute(
+                text(
+                    "SELECT pg_total_relation_size('memories') + "
+                    "pg_total_relation_size('memory_deletions') + "
+                    "pg_total_relation_size('headroom_meta')"
+                )
+            ).scalar_one()
+        categories = {str(c): int(n) for c, n in cats}
+        scope_levels = {s.value: 0 for s in ScopeLevel}
+        scope_levels.update({str(s): int(n) for s, n in scopes})
+        return {
+            "total": sum(categories.values()),
+            "superseded": int(superseded),
+            "versions": sum(categories.values()) + int(superseded),
+            "categories": categories,
+            "scope_levels": scope_levels,
+            "users": int(users),
+            "db_size_bytes": int(size),
+        }
+
+
+def _int_array(pks: Sequence[int] | npt.NDArray[np.int64]) -> Any:
+    from sqlalchemy.dialects.postgresql import ARRAY
+    from sqlalchemy.types import BigInteger
+
+    return bindparam("pks", [int(p) for p in pks], type_=ARRAY(BigInteger))
+
+
+def _as_array(value: Any) -> FloatArray:
+    if isinstance(value, np.ndarray):
+        return value.astype(np.float32, copy=False)
+    if hasattr(value, "to_numpy"):
+        return np.asarray(value.to_numpy(), dtype=np.float32)
+    from pgvector import Vector
+
+    return np.asarray(Vector._from_db(value), dtype=np.float32)
+
+
+def _model_key(name: str) -> str:
+    return name.strip().lower().removeprefix("sentence-transformers/")
