@@ -30,7 +30,9 @@ def config_for(
     url = postgres_url(db_path)
     if url is not None:
         return base.with_overrides(db_path=url, database_url=url)
-    return replace(base, db_path=Path(db_path), database_url=None, store_backend=StoreBackend.SQLITE)
+    return replace(
+        base, db_path=Path(db_path), database_url=None, store_backend=StoreBackend.SQLITE
+    )
 
 
 def resolve_memory(

@@ -232,15 +232,29 @@ class PostgresMemoryStore:
             return []
         rows = self._rows(memories, vectors)
         with self._write() as conn:
-            try:
-                result = conn.execute(
-                    self._INSERT.returning(T.pk, sort_by_parameter_order=True), rows
-                )
-                pks = [int(r[0]) for r in result]
-            except IntegrityError as exc:
-                raise StorageError(f"duplicate memory id: {exc.orig}") from exc
+            pks = self._insert_rows(conn, rows)
             self._bump_seq(conn)
             return pks
+
+    def _insert_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert with primary keys drawn from the serial sequence up front (order is explicit)."""
+        pks = [
+            int(p)
+            for p in conn.execute(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('memories', 'pk')) "
+                    "FROM generate_series(1, :n)"
+                ),
+                {"n": len(rows)},
+            ).scalars()
+        ]
+        for row, pk in zip(rows, pks, strict=True):
+            row["pk"] = pk
+        try:
+            conn.execute(self._INSERT, rows)
+        except IntegrityError as exc:
+            raise StorageError(f"duplicate memory id: {exc.orig}") from exc
+        return pks
 
     @translate_errors
     def update(self, memory: Memory, vector: FloatArray | None) -> None:
@@ -276,7 +290,7 @@ class PostgresMemoryStore:
             )
             if closed.rowcount == 0:
                 raise SupersededError(f"memory {old.id!r} is already superseded (or was deleted)")
-            conn.execute(self._INSERT, rows)
+            self._insert_rows(conn, rows)
             self._bump_seq(conn)
 
     @translate_errors
