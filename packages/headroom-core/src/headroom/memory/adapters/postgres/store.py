@@ -397,8 +397,8 @@ class PostgresMemoryStore:
             return int(conn.execute(select(M.c.value).where(M.c.key == "seq")).scalar_one())
 
     def changes_since(self, seq: int) -> StoreChanges:
-        """Vectors live in the rows themselves: there is never anything to replay."""
-        return StoreChanges(seq=self.current_seq())
+        """Vectors live in the rows themselves: there is never anything to replay (no query)."""
+        return StoreChanges(seq=seq)
 
     @translate_errors
     @retried
