@@ -55,6 +55,32 @@ def test_urls_select_postgres_wherever_a_db_path_is_accepted() -> None:
         MemoryConfig(database_url="mysql://x@y/z")
 
 
+async def test_every_entry_point_accepts_a_url(store_url: str) -> None:
+    from headroom.memory import Memory
+    from headroom.memory.opening import resolve_memory
+    from headroom.openai import with_memory
+
+    mem = Memory(MemoryConfig(vector_dimension=64), db_path=store_url, embedder=HashEmbedder(64))
+    await mem.save("User likes sailing", user_id="u")
+    hm = mem.hierarchical
+    assert hm is not None and hm.config.store_backend is StoreBackend.POSTGRES
+    await mem.close()
+    opened, owned = resolve_memory(
+        db_path=store_url, config=MemoryConfig(vector_dimension=64), embedder=HashEmbedder(64)
+    )
+    assert owned and [m.content for m in await opened.query(MemoryFilter(user_id="u"))] == [
+        "User likes sailing"
+    ]
+    await opened.close()
+    from openai import OpenAI
+
+    wrapper = with_memory(
+        OpenAI(api_key="x", base_url="http://127.0.0.1:9"), "u", db_path=store_url
+    )
+    assert wrapper.config.store_backend is StoreBackend.POSTGRES
+    assert MemoryConfig(db_path=store_url).with_overrides(db_path="x.db").database_url is None
+
+
 def test_wrong_url_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="invalid PostgreSQL URL"):
         open_pg("postgresql://user@host:notaport/db")

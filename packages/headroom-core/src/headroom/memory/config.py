@@ -183,4 +183,10 @@ class MemoryConfig:
         unknown = set(overrides) - known
         if unknown:
             raise ConfigurationError(f"unknown MemoryConfig fields: {sorted(unknown)}")
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        if "db_path" in clean and postgres_url(clean["db_path"]) is None:
+            # a file path selects SQLite even when this config was PostgreSQL
+            clean.setdefault("store_backend", StoreBackend.SQLITE)
+            if "database_url" not in clean:
+                clean["database_url"] = None
+        return replace(self, **clean)
