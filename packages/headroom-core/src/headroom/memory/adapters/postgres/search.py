@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import bindparam, func, literal_column, select, text
@@ -149,7 +150,7 @@ class PgTextIndex:
         if terms is None or k <= 0:
             return []
         tsq = func.websearch_to_tsquery(literal_column("'english'::regconfig"), terms)
-        tsv = literal_column("memories.search_tsv")
+        tsv: Any = literal_column("memories.search_tsv")
         score = func.ts_rank(tsv, tsq, 1).label("score")
         stmt = (
             select(T.pk, score)
