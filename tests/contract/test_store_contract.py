@@ -66,15 +66,22 @@ def test_crowded_neighbours_never_hide_a_users_best_matches(
         table[f"alice {i}"] = v / np.linalg.norm(v)
         mine.append(f"alice {i}")
     expected = sorted(mine, key=lambda t: -float(np.dot(table[t], query)))
-    cfg = MemoryConfig(db_path=store_url, vector_dimension=dim, cache_enabled=False)
+    # AUTO builds the HNSW index when a memory with > hnsw_min_entries vectors is opened
+    cfg = MemoryConfig(
+        db_path=store_url, vector_dimension=dim, cache_enabled=False, hnsw_min_entries=5_000
+    )
+    hm = HierarchicalMemory.create_sync(cfg, embedder=FixedEmbedder(table, dim))
+    for start in range(0, 10_000, 2_500):
+        hm.sync.add_batch(
+            [{"content": f"crowd {i}", "user_id": "bob"} for i in range(start, start + 2_500)]
+        )
+    for text in mine:
+        hm.sync.add(text, "alice")
+    hm.sync.close()
     hm = HierarchicalMemory.create_sync(cfg, embedder=FixedEmbedder(table, dim))
     try:
-        for start in range(0, 10_000, 2_500):
-            hm.sync.add_batch(
-                [{"content": f"crowd {i}", "user_id": "bob"} for i in range(start, start + 2_500)]
-            )
-        for text in mine:
-            hm.sync.add(text, "alice")
+        if backend == "postgres":
+            assert hm._engine.store.has_hnsw  # type: ignore[attr-defined]
         plans = ["exact", "hnsw"] if backend == "postgres" else ["faiss"]
         for plan in plans:
             index = hm._engine.vector_index  # type: ignore[attr-defined]

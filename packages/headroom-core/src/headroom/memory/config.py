@@ -91,8 +91,9 @@ class MemoryConfig:
     database_url: str | None = None
     """The PostgreSQL URL of StoreBackend.POSTGRES (set from ``db_path`` when that is a URL)."""
     postgres_exact_max: int = 20_000
-    """POSTGRES: per-user vector search ranks exactly (no HNSW) while the filtered set has at most
-    this many vectors; above it the HNSW index runs with ``hnsw.iterative_scan``."""
+    """POSTGRES: vector search ranks the visible rows exactly while there are at most this many;
+    above it, if the HNSW index exists, the index runs with ``hnsw.iterative_scan``. The index
+    exists with VectorBackend.HNSW, or with AUTO once the table holds > ``hnsw_min_entries``."""
     postgres_pool_size: int = 5
 
     vector_backend: VectorBackend = VectorBackend.AUTO

@@ -183,13 +183,20 @@ def _postgres_system(config: MemoryConfig, embedder: Embedder) -> MemoryComponen
     if config.vector_backend is VectorBackend.SQLITE_VEC:
         raise ConfigurationError("VectorBackend.SQLITE_VEC does not apply to StoreBackend.POSTGRES")
     assert config.database_url is not None
-    store = PostgresMemoryStore(config.database_url, pool_size=config.postgres_pool_size)
+    hnsw = {VectorBackend.HNSW: "always", VectorBackend.FLAT: "never"}.get(
+        config.vector_backend, "auto"
+    )
+    store = PostgresMemoryStore(
+        config.database_url,
+        pool_size=config.postgres_pool_size,
+        hnsw=hnsw,
+        hnsw_min_entries=config.hnsw_min_entries,
+    )
     vector_index: VectorIndex | None = None
     if config.vector_backend is not VectorBackend.NONE:
-        exact_max = {VectorBackend.FLAT: 2**62, VectorBackend.HNSW: 0}.get(
-            config.vector_backend, config.postgres_exact_max
+        vector_index = PgVectorIndex(
+            store, exact_max=config.postgres_exact_max, ef_search=config.hnsw_ef_search
         )
-        vector_index = PgVectorIndex(store, exact_max=exact_max, ef_search=config.hnsw_ef_search)
     return MemoryComponents(
         config=config,
         store=store,

@@ -4,10 +4,12 @@ Vectors: ``embedding <=> query`` (cosine distance) over a ``vector(dim)`` column
 index. The engine hands over the primary keys the request may see (filter before rank), and the
 rule that keeps a user's best match is:
 
-* at most ``exact_max`` visible vectors (the usual per-user case): an exact scan of exactly those
-  rows (a MATERIALIZED CTE, so the planner cannot swap in the approximate index);
-* more: the HNSW index with ``hnsw.iterative_scan = strict_order``, which keeps walking the graph
-  until ``k`` rows pass the filter, so other users' closer vectors cannot crowd the result out.
+* at most ``exact_max`` visible vectors (the usual per-user case), or no HNSW index yet: an
+  exact scan of exactly those rows (a MATERIALIZED CTE, so the planner cannot swap in the
+  approximate index);
+* more, with the HNSW index built: the index with ``hnsw.iterative_scan = strict_order``, which
+  keeps walking the graph until ``k`` rows pass the filter, so other users' closer vectors cannot
+  crowd the result out.
 
 Full text: a generated ``tsvector`` column (english stemming) with a GIN index, queried with
 ``websearch_to_tsquery`` built from the query's word tokens OR-ed together (quotes, operators and
@@ -93,9 +95,12 @@ class PgVectorIndex:
         with self._store.engine.connect() as conn, conn.begin():
             if allowed is not None and len(allowed) == 0:
                 return []
-            if allowed is not None and len(allowed) <= self.exact_max:
+            if not self._store.has_hnsw or (allowed is not None and len(allowed) <= self.exact_max):
                 self.last_plan = "exact"
-                rows = conn.execute(_EXACT_SQL, {"q": q, "pks": allowed.tolist(), "k": k}).all()
+                if allowed is None:
+                    rows = conn.execute(_ALL_SQL, {"q": q, "k": k}).all()
+                else:
+                    rows = conn.execute(_EXACT_SQL, {"q": q, "pks": allowed.tolist(), "k": k}).all()
             else:
                 self.last_plan = "hnsw"
                 conn.exec_driver_sql("SET LOCAL hnsw.iterative_scan = strict_order")

@@ -88,17 +88,29 @@ def _schema_ddl(dim: int) -> list[str]:
         f"ALTER TABLE memories ALTER COLUMN embedding TYPE vector({dim}) USING NULL",
         "ALTER TABLE memories ADD COLUMN search_tsv tsvector GENERATED ALWAYS AS "
         "(to_tsvector('english'::regconfig, search_text)) STORED",
-        "CREATE INDEX ix_memories_embedding_hnsw ON memories USING hnsw "
-        f"(embedding vector_cosine_ops) WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})",
         "CREATE INDEX ix_memories_search_tsv ON memories USING gin (search_tsv)",
         "CREATE INDEX ix_memories_user_pk ON memories (user_id, pk)",
     ]
 
 
+HNSW_DDL = (
+    "CREATE INDEX IF NOT EXISTS ix_memories_embedding_hnsw ON memories USING hnsw "
+    f"(embedding vector_cosine_ops) WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+)
+
+
 class PostgresMemoryStore:
     """The PostgreSQL store; any number of processes and hosts may share one database."""
 
-    def __init__(self, url: str, *, pool_size: int = 5, search_text: Any = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        search_text: Any = None,
+        hnsw: str = "auto",
+        hnsw_min_entries: int = 200_000,
+    ) -> None:
         from headroom.memory.adapters.sqlite.store import default_search_text
 
         self.url = url
@@ -107,6 +119,10 @@ class PostgresMemoryStore:
         self._search_text = search_text or default_search_text
         self._dimension = 0
         self._engine: Engine | None = None
+        self._hnsw_mode = hnsw
+        self._hnsw_min_entries = hnsw_min_entries
+        self.has_hnsw = False
+        """True when the HNSW index exists (searches of large visible sets then use it)."""
 
     def __repr__(self) -> str:
         return f"PostgresMemoryStore({redact(self.url)})"
@@ -135,8 +151,34 @@ class PostgresMemoryStore:
             engine.dispose()
             self._engine = None
             raise
-        if meta is None:
-            return
+        if meta is not None:
+            self._check_meta(meta, embedder_model, dimension)
+        self._ensure_hnsw()
+
+    def _ensure_hnsw(self) -> None:
+        """HNSW index: always ("always"), never ("never"), or once the table is large ("auto").
+
+        Inserting into an HNSW graph costs far more than the row itself, and per-user searches
+        of small visible sets are exact scans anyway, so AUTO builds the index (in one pass, on
+        open) only when the table holds more than ``hnsw_min_entries`` vectors.
+        """
+        with self._read() as conn:
+            exists = conn.execute(
+                text("SELECT to_regclass('ix_memories_embedding_hnsw') IS NOT NULL")
+            ).scalar_one()
+        want = self._hnsw_mode == "always" or (
+            self._hnsw_mode == "auto" and self.vector_count() > self._hnsw_min_entries
+        )
+        if want and not exists:
+            logger.info("building the HNSW index of %s", redact(self.url))
+            with self._write() as conn:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+                conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+                conn.exec_driver_sql(HNSW_DDL)
+            exists = True
+        self.has_hnsw = bool(exists)
+
+    def _check_meta(self, meta: dict[str, str], embedder_model: str, dimension: int) -> None:
         stored_dim = int(meta.get("dimension", dimension))
         stored_model = meta.get("embedder_model", embedder_model)
         where = redact(self.url)
