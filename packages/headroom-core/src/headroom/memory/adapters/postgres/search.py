@@ -30,7 +30,8 @@ from sqlalchemy.types import BigInteger
 
 from headroom.memory.adapters.postgres.connect import retried, translate_errors
 from headroom.memory.adapters.postgres.filters import pg_filter_clause
-from headroom.memory.adapters.postgres.store import TABLE, PgVector, PostgresMemoryStore
+from headroom.memory.adapters.postgres.schema import TABLE, PgVector
+from headroom.memory.adapters.postgres.store import PostgresMemoryStore
 from headroom.memory.ports import FloatArray, MemoryFilter, VectorFilter
 
 __all__ = ["PgTextIndex", "PgVectorIndex", "tsquery_text"]

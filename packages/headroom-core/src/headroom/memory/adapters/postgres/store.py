@@ -32,7 +32,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.types import UserDefinedType
 
 from headroom.memory.adapters.postgres.connect import (
     create_pg_engine,
@@ -42,14 +41,23 @@ from headroom.memory.adapters.postgres.connect import (
     translate_errors,
 )
 from headroom.memory.adapters.postgres.filters import pg_filter_clause
+from headroom.memory.adapters.postgres.schema import (
+    HNSW_DDL,
+    LOCK_KEY,
+    TABLE,
+    D,
+    M,
+    PgVector,
+    as_array,
+    check_meta,
+    create_schema,
+    int_array,
+    store_stats,
+)
 from headroom.memory.adapters.sql.filters import order_clause
 from headroom.memory.adapters.sql.tables import (
-    DeletionRow,
-    MemoryRow,
-    MetaRow,
     memory_to_values,
     row_to_memory,
-    table_metadata,
 )
 from headroom.memory.errors import (
     DimensionMismatchError,
@@ -57,46 +65,14 @@ from headroom.memory.errors import (
     StorageError,
     SupersededError,
 )
-from headroom.memory.models import Memory, ScopeLevel
+from headroom.memory.models import Memory
 from headroom.memory.ports import FloatArray, MemoryFilter, StoreChanges
 
-__all__ = ["PgVector", "PostgresMemoryStore"]
+__all__ = ["PostgresMemoryStore"]
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
-TABLE = MemoryRow.__table__  # type: ignore[attr-defined]
 T = TABLE.c
-M = MetaRow.__table__  # type: ignore[attr-defined]
-D = DeletionRow.__table__  # type: ignore[attr-defined]
-_LOCK_KEY = 0x4845414452  # advisory lock taken while creating the schema ("HEADR")
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 64
-
-
-class PgVector(UserDefinedType[Any]):
-    """``vector`` values passed straight to psycopg (pgvector's binary dumper/loader)."""
-
-    cache_ok = True
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return "vector"
-
-
-def _schema_ddl(dim: int) -> list[str]:
-    return [
-        f"ALTER TABLE memories ALTER COLUMN embedding TYPE vector({dim}) USING NULL",
-        "ALTER TABLE memories ADD COLUMN search_tsv tsvector GENERATED ALWAYS AS "
-        "(to_tsvector('english'::regconfig, search_text)) STORED",
-        "CREATE INDEX ix_memories_search_tsv ON memories USING gin (search_tsv)",
-        "CREATE INDEX ix_memories_user_pk ON memories (user_id, pk)",
-    ]
-
-
-HNSW_DDL = (
-    "CREATE INDEX IF NOT EXISTS ix_memories_embedding_hnsw ON memories USING hnsw "
-    f"(embedding vector_cosine_ops) WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
-)
 
 
 class PostgresMemoryStore:
@@ -121,6 +97,7 @@ class PostgresMemoryStore:
         self._engine: Engine | None = None
         self._hnsw_mode = hnsw
         self._hnsw_min_entries = hnsw_min_entries
+        self.pgvector_version: tuple[int, ...] = ()
         self.has_hnsw = False
         """True when the HNSW index exists (searches of large visible sets then use it)."""
 
@@ -166,58 +143,37 @@ class PostgresMemoryStore:
             exists = conn.execute(
                 text("SELECT to_regclass('ix_memories_embedding_hnsw') IS NOT NULL")
             ).scalar_one()
+            version = conn.execute(
+                text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            ).scalar_one()
+        self.pgvector_version = tuple(int(p) for p in str(version).split(".")[:2] if p.isdigit())
+        if self.pgvector_version < (0, 8):
+            # without iterative index scans a filtered HNSW search can lose a user's matches
+            logger.warning("pgvector %s < 0.8: vector search stays exact (no HNSW)", version)
+            self.has_hnsw = False
+            return
         want = self._hnsw_mode == "always" or (
             self._hnsw_mode == "auto" and self.vector_count() > self._hnsw_min_entries
         )
         if want and not exists:
             logger.info("building the HNSW index of %s", redact(self.url))
             with self._write() as conn:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
                 conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
                 conn.exec_driver_sql(HNSW_DDL)
             exists = True
         self.has_hnsw = bool(exists)
 
     def _check_meta(self, meta: dict[str, str], embedder_model: str, dimension: int) -> None:
-        stored_dim = int(meta.get("dimension", dimension))
-        stored_model = meta.get("embedder_model", embedder_model)
-        where = redact(self.url)
-        if stored_dim != dimension:
+        try:
+            check_meta(redact(self.url), meta, embedder_model, dimension)
+        except DimensionMismatchError:
             self.close()
-            raise DimensionMismatchError(
-                f"the database {where} holds {stored_dim}-dimensional vectors (model "
-                f"{stored_model!r}) but the configured embedder produces {dimension} dimensions; "
-                "use the same embedder, or a new database"
-            )
-        if _model_key(stored_model) != _model_key(embedder_model):
-            self.close()
-            raise DimensionMismatchError(
-                f"the database {where} was embedded with {stored_model!r} but the configured "
-                f"embedder is {embedder_model!r}; vectors of different models are not comparable"
-            )
+            raise
 
     def _create_schema(self, embedder_model: str, dimension: int) -> dict[str, str] | None:
-        """Create the tables once (under an advisory lock); the stored meta, or None when new."""
         with self._write() as conn:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-            fresh = conn.execute(text("SELECT to_regclass('memories') IS NULL")).scalar_one()
-            table_metadata.create_all(conn, tables=[TABLE, M, D])
-            if fresh:
-                for statement in _schema_ddl(dimension):
-                    conn.exec_driver_sql(statement)
-            meta = {row.key: row.value for row in conn.execute(select(M))}
-            if meta:
-                return meta
-            conn.execute(
-                insert(M),
-                [
-                    {"key": "schema_version", "value": SCHEMA_VERSION},
-                    {"key": "seq", "value": "0"},
-                    {"key": "embedder_model", "value": embedder_model},
-                    {"key": "dimension", "value": str(dimension)},
-                ],
-            )
-            return None
+            return create_schema(conn, embedder_model, dimension)
 
     def close(self) -> None:
         if self._engine is not None:
@@ -387,7 +343,7 @@ class PostgresMemoryStore:
             return {}
         with self._read() as conn:
             rows = conn.execute(
-                select(*self._MEMORY_COLUMNS).where(T.pk == func.any(_int_array(pks)))
+                select(*self._MEMORY_COLUMNS).where(T.pk == func.any(int_array(pks)))
             )
             return {int(row.pk): row_to_memory(row) for row in rows}
 
@@ -399,10 +355,10 @@ class PostgresMemoryStore:
         with self._read() as conn:
             rows = conn.execute(
                 select(T.pk, self._EMBEDDING).where(
-                    T.pk == func.any(_int_array(pks)), T.embedding.is_not(None)
+                    T.pk == func.any(int_array(pks)), T.embedding.is_not(None)
                 )
             ).all()
-        return {int(r.pk): _as_array(r.embedding) for r in rows}
+        return {int(r.pk): as_array(r.embedding) for r in rows}
 
     @translate_errors
     @retried
@@ -453,7 +409,7 @@ class PostgresMemoryStore:
                 select(T.pk, self._EMBEDDING).where(T.embedding.is_not(None)).order_by(T.pk)
             ).all()
         vecs = (
-            np.stack([_as_array(r.embedding) for r in rows])
+            np.stack([as_array(r.embedding) for r in rows])
             if rows
             else np.zeros((0, self._dimension), dtype=np.float32)
         )
@@ -475,59 +431,5 @@ class PostgresMemoryStore:
     @translate_errors
     @retried
     def stats(self, user_id: str | None = None) -> dict[str, Any]:
-        base = MemoryFilter(user_id=user_id, include_superseded=True)
-        where = pg_filter_clause(base)
-        current = pg_filter_clause(MemoryFilter(user_id=user_id))
         with self._read() as conn:
-            superseded = conn.execute(
-                select(func.count()).where(where, T.superseded_by.is_not(None))
-            ).scalar_one()
-            cats = conn.execute(
-                select(T.category, func.count()).where(current).group_by(T.category)
-            ).all()
-            scopes = conn.execute(
-                select(T.scope_level, func.count()).where(current).group_by(T.scope_level)
-            ).all()
-            users = conn.execute(
-                select(func.count(func.distinct(T.user_id))).where(where)
-            ).scalar_one()
-            size = conn.execute(
-                text(
-                    "SELECT pg_total_relation_size('memories') + "
-                    "pg_total_relation_size('memory_deletions') + "
-                    "pg_total_relation_size('headroom_meta')"
-                )
-            ).scalar_one()
-        categories = {str(c): int(n) for c, n in cats}
-        scope_levels = {s.value: 0 for s in ScopeLevel}
-        scope_levels.update({str(s): int(n) for s, n in scopes})
-        return {
-            "total": sum(categories.values()),
-            "superseded": int(superseded),
-            "versions": sum(categories.values()) + int(superseded),
-            "categories": categories,
-            "scope_levels": scope_levels,
-            "users": int(users),
-            "db_size_bytes": int(size),
-        }
-
-
-def _int_array(pks: Sequence[int] | npt.NDArray[np.int64]) -> Any:
-    from sqlalchemy.dialects.postgresql import ARRAY
-    from sqlalchemy.types import BigInteger
-
-    return bindparam("pks", [int(p) for p in pks], type_=ARRAY(BigInteger))
-
-
-def _as_array(value: Any) -> FloatArray:
-    if isinstance(value, np.ndarray):
-        return value.astype(np.float32, copy=False)
-    if hasattr(value, "to_numpy"):
-        return np.asarray(value.to_numpy(), dtype=np.float32)
-    from pgvector import Vector
-
-    return np.asarray(Vector._from_db(value), dtype=np.float32)
-
-
-def _model_key(name: str) -> str:
-    return name.strip().lower().removeprefix("sentence-transformers/")
+            return store_stats(conn, user_id)
