@@ -71,6 +71,10 @@ def test_migrate_both_ways_copies_everything_without_reembedding(
     ]
     pg.sync.close()
 
+    # the CLI's --db takes the URL too
+    assert main(["memory", "stats", "--db", store_url, "--embedder", "hash", "--json"]) == 0
+    assert '"versions": 27' in capsys.readouterr().out
+
     # running it again copies nothing; and back to a new SQLite file
     assert main(["memory", "migrate", "--from", str(source), "--to", store_url]) == 0
     assert "migrated 0 records (27 already present)" in capsys.readouterr().out
