@@ -163,6 +163,7 @@ def create_memory_system(
         busy_timeout_ms=config.busy_timeout_ms,
         cache_size_kb=config.vector_cache_size_kb,
         on_create=hooks,
+        read_only=config.read_only,
     )
     return MemoryComponents(
         config=config,
@@ -191,6 +192,7 @@ def _postgres_system(config: MemoryConfig, embedder: Embedder) -> MemoryComponen
         pool_size=config.postgres_pool_size,
         hnsw=hnsw,
         hnsw_min_entries=config.hnsw_min_entries,
+        read_only=config.read_only,
     )
     vector_index: VectorIndex | None = None
     if config.vector_backend is not VectorBackend.NONE:

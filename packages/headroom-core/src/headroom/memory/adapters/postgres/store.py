@@ -62,6 +62,7 @@ from headroom.memory.adapters.sql.tables import (
 from headroom.memory.errors import (
     DimensionMismatchError,
     MemoryNotFoundError,
+    ReadOnlyError,
     StorageError,
     SupersededError,
 )
@@ -86,6 +87,7 @@ class PostgresMemoryStore:
         search_text: Any = None,
         hnsw: str = "auto",
         hnsw_min_entries: int = 200_000,
+        read_only: bool = False,
     ) -> None:
         from headroom.memory.adapters.sqlite.store import default_search_text
 
@@ -95,6 +97,7 @@ class PostgresMemoryStore:
         self._search_text = search_text or default_search_text
         self._dimension = 0
         self._engine: Engine | None = None
+        self.read_only = read_only
         self._hnsw_mode = hnsw
         self._hnsw_min_entries = hnsw_min_entries
         self.pgvector_version: tuple[int, ...] = ()
@@ -120,10 +123,14 @@ class PostgresMemoryStore:
     def open(self, *, embedder_model: str, dimension: int) -> None:
         engine = create_pg_engine(self.url, pool_size=self._pool_size)
         try:
-            ensure_vector_extension(engine)
             self._engine = engine
             self._dimension = dimension
-            meta = self._create_schema(embedder_model, dimension)
+            meta: dict[str, str] | None
+            if self.read_only:
+                meta = self._existing_meta()
+            else:
+                ensure_vector_extension(engine)
+                meta = self._create_schema(embedder_model, dimension)
         except BaseException:
             engine.dispose()
             self._engine = None
@@ -131,6 +138,13 @@ class PostgresMemoryStore:
         if meta is not None:
             self._check_meta(meta, embedder_model, dimension)
         self._ensure_hnsw()
+
+    def _existing_meta(self) -> dict[str, str]:
+        """Read-only opening: the stored meta; nothing is created."""
+        with self._read() as conn:
+            if conn.execute(text("SELECT to_regclass('headroom_meta')")).scalar() is None:
+                raise StorageError(f"no Headroom memory in {redact(self.url)} (opened read-only)")
+            return {row.key: row.value for row in conn.execute(select(M))}
 
     def _ensure_hnsw(self) -> None:
         """HNSW index: always ("always"), never ("never"), or once the table is large ("auto").
@@ -155,7 +169,7 @@ class PostgresMemoryStore:
         want = self._hnsw_mode == "always" or (
             self._hnsw_mode == "auto" and self.vector_count() > self._hnsw_min_entries
         )
-        if want and not exists:
+        if want and not exists and not self.read_only:
             logger.info("building the HNSW index of %s", redact(self.url))
             with self._write() as conn:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
@@ -184,6 +198,11 @@ class PostgresMemoryStore:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
+        if self.read_only:
+            raise ReadOnlyError(
+                f"the memory database {redact(self.url)} was opened read-only "
+                "(MemoryConfig(read_only=True)); open it without read_only to change it"
+            )
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
