@@ -81,6 +81,27 @@ async def test_every_entry_point_accepts_a_url(store_url: str) -> None:
     assert MemoryConfig(db_path=store_url).with_overrides(db_path="x.db").database_url is None
 
 
+def test_read_only_opening(store_url: str) -> None:
+    from headroom.memory.errors import ReadOnlyError
+
+    with pytest.raises(StorageError, match="no Headroom memory"):
+        HierarchicalMemory.create_sync(
+            MemoryConfig(db_path=store_url, vector_dimension=64, read_only=True),
+            embedder=HashEmbedder(64),
+        )
+    hm = open_pg(store_url)
+    hm.sync.add("User likes sailing", "u")
+    hm.sync.close()
+    ro = HierarchicalMemory.create_sync(
+        MemoryConfig(db_path=store_url, vector_dimension=64, read_only=True),
+        embedder=HashEmbedder(64),
+    )
+    assert [h.content for h in ro.sync.search("sailing", "u")] == ["User likes sailing"]
+    with pytest.raises(ReadOnlyError):
+        ro.sync.add("User likes rowing", "u")
+    ro.sync.close()
+
+
 def test_wrong_url_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="invalid PostgreSQL URL"):
         open_pg("postgresql://user@host:notaport/db")
