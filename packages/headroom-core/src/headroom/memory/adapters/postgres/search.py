@@ -13,12 +13,13 @@ rule that keeps a user's best match is:
 
 Full text: a generated ``tsvector`` column (english stemming) with a GIN index, queried with
 ``websearch_to_tsquery`` built from the query's word tokens OR-ed together (quotes, operators and
-punctuation in user text are never parsed as syntax), ranked with ``ts_rank``.
+punctuation in user text are never parsed as syntax), ranked by bm25 (see PgTextIndex).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -34,7 +35,7 @@ from headroom.memory.adapters.postgres.schema import TABLE, PgVector
 from headroom.memory.adapters.postgres.store import PostgresMemoryStore
 from headroom.memory.ports import FloatArray, MemoryFilter, VectorFilter
 
-__all__ = ["PgTextIndex", "PgVectorIndex", "tsquery_text"]
+__all__ = ["PgTextIndex", "PgVectorIndex", "query_terms", "tsquery_text"]
 
 logger = logging.getLogger(__name__)
 T = TABLE.c
@@ -127,6 +128,12 @@ _STOPWORDS = frozenset(
 )
 
 
+def query_terms(user_text: str) -> list[str]:
+    """The distinct word tokens of a query, stopwords dropped (kept if nothing else is left)."""
+    text = tsquery_text(user_text)
+    return text.split(" or ") if text else []
+
+
 def tsquery_text(user_text: str) -> str | None:
     """Input for ``websearch_to_tsquery``: the distinct word tokens OR-ed (or None if none)."""
     tokens = [t.lower() for t in _TOKEN.findall(user_text or "")]
@@ -144,30 +151,59 @@ def tsquery_text(user_text: str) -> str | None:
 
 
 class PgTextIndex:
-    """The TextIndex port over the store's generated ``search_tsv`` column."""
+    """The TextIndex port over the store's generated ``search_tsv`` column, scored like bm25.
 
-    def __init__(self, store: PostgresMemoryStore) -> None:
+    PostgreSQL's ``ts_rank`` has no inverse document frequency, so a rare word counts no more
+    than a common one. The rows matching any query term (inside the filter, at most
+    ``max_candidates``, best ``ts_rank`` first) are fetched with one match flag per term, and
+    ranked by Okapi bm25 (k1=1.2, b=0.75, term frequency 1, length = distinct lexemes) with the
+    document frequencies of the visible set.
+    """
+
+    def __init__(self, store: PostgresMemoryStore, *, max_candidates: int = 5000) -> None:
         self._store = store
+        self.max_candidates = max_candidates
 
     @translate_errors
     @retried
     def search(self, query: str, k: int, filter: MemoryFilter) -> list[tuple[int, float]]:
-        terms = tsquery_text(query)
-        if terms is None or k <= 0:
+        terms = query_terms(query)
+        if not terms or k <= 0:
             return []
-        tsq = func.websearch_to_tsquery(literal_column("'english'::regconfig"), terms)
+        english: Any = literal_column("'english'::regconfig")
         tsv: Any = literal_column("memories.search_tsv")
-        score = func.ts_rank(tsv, tsq, 1).label("score")
-        stmt = (
-            select(T.pk, score)
-            .where(tsv.op("@@")(tsq))
-            .where(pg_filter_clause(filter))
-            .order_by(score.desc(), T.pk)
-            .limit(k)
-        )
+        any_term = func.websearch_to_tsquery(english, " or ".join(terms))
+        flags = [tsv.op("@@")(func.plainto_tsquery(english, t)) for t in terms]
+        where = pg_filter_clause(filter)
         with self._store.engine.connect() as conn, conn.begin():
-            rows = conn.execute(stmt).all()
-        return [(int(pk), float(s)) for pk, s in rows]
+            visible, avg_len = conn.execute(
+                select(func.count(), func.avg(func.length(tsv))).where(where)
+            ).one()
+            if not visible:
+                return []
+            rows = conn.execute(
+                select(T.pk, func.length(tsv), *flags)
+                .where(where, tsv.op("@@")(any_term))
+                .order_by(func.ts_rank(tsv, any_term).desc(), T.pk)
+                .limit(self.max_candidates)
+            ).all()
+        return _bm25(rows, len(terms), int(visible), float(avg_len or 1.0), k)
 
     def rebuild(self) -> None:
         """No-op: the tsvector is a generated column, always in step with the row."""
+
+
+def _bm25(
+    rows: Sequence[Any], n_terms: int, visible: int, avg_len: float, k: int
+) -> list[tuple[int, float]]:
+    k1, b = 1.2, 0.75
+    df = [sum(1 for r in rows if r[2 + t]) for t in range(n_terms)]
+    idf = [math.log(1.0 + (visible - d + 0.5) / (d + 0.5)) for d in df]
+    scored = []
+    for row in rows:
+        norm = (k1 + 1.0) / (1.0 + k1 * (1.0 - b + b * float(row[1] or 0) / max(avg_len, 1e-9)))
+        score = sum(idf[t] for t in range(n_terms) if row[2 + t]) * norm
+        if score > 0:
+            scored.append((int(row[0]), score))
+    scored.sort(key=lambda hit: (-hit[1], hit[0]))
+    return scored[:k]
