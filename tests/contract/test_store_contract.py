@@ -184,3 +184,17 @@ def test_import_is_one_transaction(store_url: Path | str) -> None:
         store.insert([fresh, existing], np.zeros((2, 64), dtype=np.float32))
     assert store.get("fresh-id") is None
     hm.sync.close()
+
+
+def test_text_search_weighs_rare_words_higher(store_url: Path | str) -> None:
+    """bm25 on both backends: the row matching the rare query word ranks first."""
+    hm = HierarchicalMemory.create_sync(
+        MemoryConfig(db_path=store_url, vector_dimension=64), embedder=HashEmbedder(64)
+    )
+    hm.sync.add_batch([{"content": f"User drinks coffee {i}", "user_id": "u"} for i in range(12)])
+    hm.sync.add("User owns a kayak", "u")
+    hm.sync.add("User owns a kayak", "other")  # other users never count or show
+    hits = hm.sync.search("coffee kayak", "u", mode="text", top_k=3)
+    assert hits[0].content == "User owns a kayak" and hits[0].memory.user_id == "u"
+    assert all(h.memory.user_id == "u" for h in hits)
+    hm.sync.close()
