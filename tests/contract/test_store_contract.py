@@ -198,3 +198,35 @@ def test_text_search_weighs_rare_words_higher(store_url: Path | str) -> None:
     assert hits[0].content == "User owns a kayak" and hits[0].memory.user_id == "u"
     assert all(h.memory.user_id == "u" for h in hits)
     hm.sync.close()
+
+
+OPENER = """
+import sys
+from headroom.memory import HierarchicalMemory, MemoryConfig
+from headroom.testing import HashEmbedder
+hm = HierarchicalMemory.create_sync(
+    MemoryConfig(db_path=sys.argv[1], vector_dimension=64), embedder=HashEmbedder(64)
+)
+hm.sync.add(f"opened by {sys.argv[2]}", "u")
+hm.sync.close()
+"""
+
+
+def test_processes_opening_a_fresh_store_together(store_url: Path | str) -> None:
+    """Schema creation is serialized: three processes opening an empty store all succeed."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, str(store_url), str(i)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(3)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    hm = HierarchicalMemory.create_sync(
+        MemoryConfig(db_path=store_url, vector_dimension=64), embedder=HashEmbedder(64)
+    )
+    assert hm.sync.count(MemoryFilter(user_id="u")) == 3
+    hm.sync.close()
