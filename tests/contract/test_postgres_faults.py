@@ -184,3 +184,38 @@ def test_server_stopping_mid_use_fails_cleanly() -> None:
     with pytest.raises(StorageError):
         hm.sync.query(MemoryFilter(user_id="u"))
     hm.sync.close()
+
+
+def test_a_connection_lost_mid_read_is_retried_once_and_a_write_fails_cleanly(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    hm = open_pg(store_url)
+    kept = hm.sync.add("User likes sailing", "u")
+    store = hm._engine.store  # type: ignore[attr-defined]
+    real_connect = store.engine.connect
+    failures = {"left": 1}
+
+    def flaky_connect():  # type: ignore[no-untyped-def]
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError(
+                "SELECT 1",
+                {},
+                Exception("server closed the connection unexpectedly"),
+                connection_invalidated=True,
+            )
+        return real_connect()
+
+    monkeypatch.setattr(store.engine, "connect", flaky_connect)
+    assert store.get(kept.id).content == "User likes sailing"  # retried once
+    failures["left"] = 2
+    with pytest.raises(StorageError, match="connection dropped"):
+        store.get(kept.id)  # a second loss is a clean error
+    failures["left"] = 1
+    with pytest.raises(StorageError, match="connection dropped"):  # writes are never replayed
+        hm.sync.add("User likes rowing", "u")
+    monkeypatch.setattr(store.engine, "connect", real_connect)
+    assert [m.content for m in hm.sync.query(MemoryFilter(user_id="u"))] == ["User likes sailing"]
+    hm.sync.close()
