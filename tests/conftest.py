@@ -134,7 +134,7 @@ def new_store_url(
 
     def make() -> Path | str:
         schemas.append(f"t_{uuid.uuid4().hex[:12]}")
-        if backend == "sqlite":
+        if backend != "postgres":
             return tmp_path / f"{schemas[-1]}.db"
         _pg_admin(server, f"CREATE SCHEMA {schemas[-1]}")
         return with_search_path(server, schemas[-1])
@@ -150,7 +150,7 @@ def new_store_url(
 @pytest.fixture
 def store_url(backend: str, db_path: Path, new_store_url: Callable[[], Path | str]) -> Path | str:
     """The test's store: ``db_path`` on SQLite, a fresh schema's URL on PostgreSQL."""
-    return db_path if backend == "sqlite" else new_store_url()
+    return new_store_url() if backend == "postgres" else db_path
 
 
 @pytest.fixture
