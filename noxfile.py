@@ -21,7 +21,7 @@ TORCH = "torch==2.13.0"
 PACKAGES = [
     "-e", "packages/headroom-core[all]",
     "-e", "packages/headroom-langchain[agents,langgraph]",
-    "-e", "packages/headroom-llamaindex",
+    "-e", "packages/headroom-llamaindex[openai]",
     "-e", "packages/headroom-litellm[proxy]",
 ]  # fmt: skip
 TEST_DEPS = ["pytest", "pytest-asyncio", "pytest-timeout", "hypothesis", "langchain-tests"]
