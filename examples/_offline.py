@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before anything imports litellm
 
-from headroom.testing import FakeOpenAIServer  # noqa: E402
+from headroom.testing import FakeOpenAIServer
 
 _VARS = ("OPENAI_BASE_URL", "OPENAI_API_BASE", "OPENAI_API_KEY")
 
