@@ -15,15 +15,9 @@ def main() -> None:
     import asyncio
 
     from llama_index.core.chat_engine import SimpleChatEngine
-    from llama_index.core.memory import Memory
     from llama_index.llms.openai import OpenAI
 
-    from headroom_llamaindex import (
-        HeadroomLLM,
-        HeadroomMemory,
-        HeadroomMemoryBlock,
-        headroom_memory_blocks_template,
-    )
+    from headroom_llamaindex import HeadroomMemory
 
     llm = OpenAI(model="gpt-4o-mini")
     memory = HeadroomMemory.from_defaults(user_id="alice", llm=llm, db_path="memory.db")
@@ -33,17 +27,27 @@ def main() -> None:
     facts = [m.content for m in memory.memory.sync.query()]
     print(facts)
 
-    # Memory blocks: the same long-term memories inside LlamaIndex's Memory, shown once.
+    memory.close()
+
+    # Memory blocks: LlamaIndex's Memory shows the long-term memories, HeadroomLLM extracts.
+    from llama_index.core.memory import Memory
+
+    from headroom_llamaindex import (
+        HeadroomLLM,
+        HeadroomMemoryBlock,
+        headroom_memory_blocks_template,
+    )
+
+    llm = HeadroomLLM(OpenAI(model="gpt-4o-mini"), user_id="alice", db_path="memory.db")
     blocks = Memory.from_defaults(
         session_id="s2",
-        memory_blocks=[HeadroomMemoryBlock(user_id="alice", memory=memory.memory)],
+        memory_blocks=[HeadroomMemoryBlock(user_id="alice", memory=llm.memory)],
         memory_blocks_template=headroom_memory_blocks_template(),
     )
-    remembering_llm = HeadroomLLM(llm, user_id="alice", memory=memory.memory)
-    engine = SimpleChatEngine.from_defaults(llm=remembering_llm, memory=blocks)
+    engine = SimpleChatEngine.from_defaults(llm=llm, memory=blocks)
     answer = str(asyncio.run(engine.achat("Which editor should I configure?")))
-    print(answer)
-    memory.close()
+    print(answer)  # the memories reached the model once (the block's), not twice
+    llm.close()
 
     assert "<memory" not in first + answer
     assert any("Helix" in fact for fact in facts)
