@@ -1,13 +1,15 @@
-"""README snippets are copies of the tested examples: every Python line is in an examples/ script.
+"""README snippets are copies of the tested examples: every statement is in an examples/ script.
 
 Checked: the top-level README (except the LangChain blocks, whose examples are
 examples/langchain_*.py) and the core, LiteLLM and LlamaIndex package READMEs. Each Python block
-must compile as a module (no top-level ``await``) and each of its non-blank lines must appear
-(stripped) in some ``examples/*.py``.
+must parse as a module (no top-level ``await``) and each of its top-level statements must be,
+syntax tree for syntax tree (so formatting and comments aside), a statement of some
+``examples/*.py``.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -36,11 +38,25 @@ def _blocks() -> list[tuple[str, str]]:
 
 
 BLOCKS = _blocks()
-EXAMPLE_LINES = {
-    line.strip()
-    for script in (ROOT / "examples").glob("*.py")
-    for line in script.read_text().splitlines()
-}
+
+
+def _statements(tree: ast.AST) -> set[str]:
+    """Every statement of ``tree``, and of the Python files it writes (multi-line str constants)."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt):
+            found.add(ast.dump(node))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "\n" in node.value:
+            try:
+                found |= _statements(ast.parse(node.value))
+            except SyntaxError:
+                pass
+    return found
+
+
+EXAMPLE_STATEMENTS = set().union(
+    *(_statements(ast.parse(p.read_text())) for p in (ROOT / "examples").glob("*.py"))
+)
 
 
 def test_there_are_snippets() -> None:
@@ -51,6 +67,8 @@ def test_there_are_snippets() -> None:
 def test_snippet_is_a_copy_of_an_example(where: str, code: str) -> None:
     compile(code, where, "exec")  # no top-level await, valid Python
     missing = [
-        line for line in code.splitlines() if line.strip() and line.strip() not in EXAMPLE_LINES
+        ast.unparse(node)
+        for node in ast.parse(code).body
+        if ast.dump(node) not in EXAMPLE_STATEMENTS
     ]
-    assert not missing, f"{where}: lines not in any examples/*.py: {missing}"
+    assert not missing, f"{where}: statements not in any examples/*.py: {missing}"
