@@ -10,6 +10,7 @@ syntax tree for syntax tree (so formatting and comments aside), a statement of s
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 from pathlib import Path
 
@@ -72,3 +73,25 @@ def test_snippet_is_a_copy_of_an_example(where: str, code: str) -> None:
         if ast.dump(node) not in EXAMPLE_STATEMENTS
     ]
     assert not missing, f"{where}: statements not in any examples/*.py: {missing}"
+
+
+def _undefined(code: str) -> set[str]:
+    """Names a snippet reads but never binds (imports, assignments, defs, arguments, targets)."""
+    tree = ast.parse(code)
+    bound = set(dir(builtins))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            bound.add(node.id)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return used - bound
+
+
+@pytest.mark.parametrize(("where", "code"), BLOCKS, ids=[w for w, _ in BLOCKS])
+def test_snippet_has_no_undefined_names(where: str, code: str) -> None:
+    assert not _undefined(code), f"{where}: undefined names {sorted(_undefined(code))}"
