@@ -35,7 +35,7 @@ def main() -> None:
             messages=[{"role": "user", "content": "Which editor should I configure?"}],
             user="alice",  # the OpenAI `user` field works too
         )
-        return first.choices[0].message.content, second.choices[0].message.content
+        return first.choices[0].message.content or "", second.choices[0].message.content or ""
 
     first, second = asyncio.run(conversation())
     print(first)

@@ -98,9 +98,10 @@ def main() -> None:
             stream=True,
         )
         streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-        print(first.choices[0].message.content)
+        answer = first.choices[0].message.content or ""
+        print(answer)
         print(streamed)
-        assert "<memory" not in first.choices[0].message.content + streamed
+        assert "<memory" not in answer + streamed
         if offline():
             assert "Anthropic" in streamed  # recalled for the same key
     finally:

@@ -38,16 +38,16 @@ def main() -> None:
         headroom_memory_blocks_template,
     )
 
-    llm = HeadroomLLM(OpenAI(model="gpt-4o-mini"), user_id="alice", db_path="memory.db")
+    remembering_llm = HeadroomLLM(OpenAI(model="gpt-4o-mini"), user_id="alice", db_path="memory.db")
     blocks = Memory.from_defaults(
         session_id="s2",
-        memory_blocks=[HeadroomMemoryBlock(user_id="alice", memory=llm.memory)],
+        memory_blocks=[HeadroomMemoryBlock(user_id="alice", memory=remembering_llm.memory)],
         memory_blocks_template=headroom_memory_blocks_template(),
     )
-    engine = SimpleChatEngine.from_defaults(llm=llm, memory=blocks)
+    engine = SimpleChatEngine.from_defaults(llm=remembering_llm, memory=blocks)
     answer = str(asyncio.run(engine.achat("Which editor should I configure?")))
     print(answer)  # the memories reached the model once (the block's), not twice
-    llm.close()
+    remembering_llm.close()
 
     assert "<memory" not in first + answer
     assert any("Helix" in fact for fact in facts)
