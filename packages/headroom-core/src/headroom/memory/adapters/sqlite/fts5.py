@@ -8,6 +8,7 @@ it from the store.
 
 from __future__ import annotations
 
+import logging
 import re
 
 from sqlalchemy import column, literal_column, select, table, text
@@ -22,6 +23,7 @@ from headroom.memory.ports import MemoryFilter
 
 __all__ = ["FTS5TextIndex", "fts5_query"]
 
+_log = logging.getLogger(__name__)
 FTS_TABLE = "memory_fts"
 _DDL = [
     f"""CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(
@@ -71,9 +73,25 @@ def fts5_query(user_text: str) -> str | None:
 
 
 def create_fts_schema(conn: Connection) -> None:
-    """DDL hook for :class:`SQLModelMemoryStore` (runs inside its schema transaction)."""
+    """DDL hook for :class:`SQLModelMemoryStore` (runs inside its schema transaction on every open).
+
+    A missing FTS table (dropped, or a database from elsewhere) is created and rebuilt from the
+    store; so is one whose document count disagrees with the store (rows written while its
+    triggers were missing). Both checks are cheap counts, not a full integrity check.
+    """
+    existed = conn.exec_driver_sql(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (FTS_TABLE,)
+    ).first()
     for statement in _DDL:
         conn.exec_driver_sql(statement)
+    rows = conn.exec_driver_sql("SELECT count(*) FROM memories").scalar_one()
+    indexed = conn.exec_driver_sql(f"SELECT count(*) FROM {FTS_TABLE}_docsize").scalar_one()
+    if rows and (existed is None or indexed != rows):
+        _log.warning(
+            "full-text index %s (%d of %d rows); rebuilding it from the store",
+            "was missing" if existed is None else "is out of step", indexed, rows,
+        )  # fmt: skip
+        conn.exec_driver_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
 
 
 class FTS5TextIndex:
