@@ -153,3 +153,27 @@ async def test_headroom_memory_async_and_streaming(
     assert contents(hm) == [FACT]
     reply = await chat.achat("Which language do I like?")
     assert str(reply) == "You like Rust."
+
+
+async def test_block_with_llm_extracts_flushed_messages(
+    hm: HierarchicalMemory, server: FakeOpenAIServer
+) -> None:
+    """A HeadroomMemoryBlock next to a plain LLM stores facts when Memory flushes messages."""
+    llm = openai_llm(server)
+    block = HeadroomMemoryBlock(user_id="alice", memory=hm, llm=llm)
+    memory = Memory.from_defaults(
+        session_id="s",
+        token_limit=120,
+        chat_history_token_ratio=0.5,
+        token_flush_size=20,
+        memory_blocks=[block],
+        memory_blocks_template=headroom_memory_blocks_template(),
+    )
+    chat = SimpleChatEngine.from_defaults(llm=llm, memory=memory)
+    await chat.achat("Hi! I like Rust, remember it.")
+    for turn in range(6):  # enough turns to push the first one out of the short-term queue
+        await chat.achat(f"Tell me something about the number {turn}.")
+    assert contents(hm) == [FACT]
+    assert any(EXTRACTION_SYSTEM_PROMPT[:40] in json.dumps(r) for r in server.requests)
+    no_llm = HeadroomMemoryBlock(user_id="bob", memory=hm)
+    await no_llm._aput([])  # recall-only block: nothing to do, nothing raised

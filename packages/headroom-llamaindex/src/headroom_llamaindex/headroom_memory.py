@@ -40,7 +40,7 @@ from headroom.memory.ports import Embedder
 from ._memory import close_quietly, resolve_memory
 from ._messages import from_openai, to_openai
 
-__all__ = ["EXTRACTION_SYSTEM_PROMPT", "HeadroomMemory"]
+__all__ = ["EXTRACTION_SYSTEM_PROMPT", "HeadroomMemory", "aextract_facts", "transcript_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,34 @@ EXTRACTION_SYSTEM_PROMPT = (
 
 def _text(message: ChatMessage) -> str:
     return "\n".join(b.text for b in message.blocks if hasattr(b, "text") and b.text)
+
+
+def transcript_of(messages: list[ChatMessage]) -> str:
+    """What the user said and the assistant answered in ``messages`` (blocks removed), as data."""
+    parts = []
+    for message in messages:
+        text, _ = split_memory_block(_text(message))
+        if not text.strip():
+            continue
+        if message.role == MessageRole.USER:
+            parts.append(f"The user said:\n{text}")
+        elif message.role == MessageRole.ASSISTANT:
+            parts.append(f"The assistant answered:\n{text}")
+    return "\n\n".join(parts)
+
+
+def _extraction_request(transcript: str) -> list[dict[str, Any]]:
+    return [
+        {"role": "system", "content": EXTRACTION_SYSTEM_PROMPT},
+        {"role": "user", "content": transcript},
+    ]
+
+
+async def aextract_facts(llm: LLM, inline: InlineMemory, transcript: str) -> None:
+    """One ``llm`` call reads ``transcript`` (and the relevant memories) and its facts are stored."""
+    prepared = await inline.aprepare(_extraction_request(transcript))
+    response = await llm.achat(from_openai(prepared.messages, []))
+    await inline.aprocess_reply(_text(response.message) if response is not None else "", prepared)
 
 
 class HeadroomMemory(BaseMemory):
@@ -176,13 +204,9 @@ class HeadroomMemory(BaseMemory):
         if not answer.strip():
             return None  # a tool call, or nothing said
         history = self.primary_memory.get_all()
-        question = next((_text(m) for m in reversed(history) if m.role == MessageRole.USER), "")
-        said = f"The user said:\n{question}\n\n" if question else ""
-        transcript = f"{said}The assistant answered:\n{answer}"
-        return [
-            {"role": "system", "content": EXTRACTION_SYSTEM_PROMPT},
-            {"role": "user", "content": transcript},
-        ]
+        question = next((m for m in reversed(history) if m.role == MessageRole.USER), None)
+        transcript = transcript_of([question, message] if question is not None else [message])
+        return _extraction_request(transcript)
 
     @staticmethod
     def _reply_text(response: Any) -> str:
@@ -206,9 +230,7 @@ class HeadroomMemory(BaseMemory):
         try:
             turn = self._turn(message)
             if turn is not None and self.llm is not None:
-                prepared = await self._extract.aprepare(turn)
-                response = await self.llm.achat(from_openai(prepared.messages, []))
-                await self._extract.aprocess_reply(self._reply_text(response), prepared)
+                await aextract_facts(self.llm, self._extract, turn[1]["content"])
         except Exception:
             logger.exception("headroom: extracting memories failed; the reply is kept as is")
 
