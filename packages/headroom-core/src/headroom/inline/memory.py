@@ -41,6 +41,9 @@ __all__ = ["InlineMemory", "PreparedRequest"]
 
 logger = logging.getLogger(__name__)
 
+MAX_QUERY_CHARS = 4_000
+"""The injection search uses at most this many characters: the end of the last user message."""
+
 
 @dataclass
 class PreparedRequest:
@@ -93,7 +96,10 @@ class InlineMemory:
     # -- injection -------------------------------------------------------------------------------
 
     def _search_args(self, query: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        query = clean_text(query)  # user text: lone surrogates become U+FFFD, never an error
+        # User text: lone surrogates become U+FFFD (never an error), and only the last
+        # MAX_QUERY_CHARS are searched, so one huge message cannot hold the memory's single
+        # worker (embedders read at most a few hundred tokens anyway).
+        query = clean_text(query[-MAX_QUERY_CHARS:])
         return (query, self.user_id, self.session_id, self.agent_id), {
             "top_k": self.top_k, "min_similarity": self.min_similarity,
         }  # fmt: skip
