@@ -19,7 +19,7 @@ import pytest
 from headroom import with_memory
 from headroom.cli.main import main as cli_main
 from headroom.inline import InlineMemory
-from headroom.inline.extraction import split_memory_block
+from headroom.inline.extraction import StreamingMemoryStripper, split_memory_block
 from headroom.memory import (
     HeadroomError,
     HierarchicalMemory,
@@ -377,6 +377,26 @@ case("wrapper-history-int", "memory_id")(lambda e: e["w"].memory.history(5))
 case("wrapper-get-all-str", "include_superseded")(
     lambda e: e["w"].memory.get_all(include_superseded="yes")
 )
+case("create-config-str", "config")(lambda e: HierarchicalMemory.create_sync("x.db"))
+case("create-embedder-object", "embedder")(
+    lambda e: HierarchicalMemory.create_sync(MemoryConfig(vector_dimension=64), embedder=object())
+)
+case("async-create-config-int", "config")(lambda e: arun(HierarchicalMemory.create(5)))
+case("create-unknown-override", "bogus")(
+    lambda e: HierarchicalMemory.create_sync(MemoryConfig(), bogus=1)
+)
+case("inline-memory-str", "memory")(lambda e: InlineMemory("x.db", user_id="a"))
+case("inline-prepare-none", "messages")(
+    lambda e: InlineMemory(e["hm"], user_id="alice").prepare(None)
+)
+case("inline-prepare-str", "messages")(
+    lambda e: InlineMemory(e["hm"], user_id="alice").prepare("hi")
+)
+case("inline-process-reply-int", "text")(
+    lambda e: InlineMemory(e["hm"], user_id="alice").process_reply(5)
+)
+case("split-int", "text")(lambda e: split_memory_block(5))
+case("stripper-feed-int", "chunk")(lambda e: StreamingMemoryStripper().feed(5))
 case("inline-top-k-str", "top_k")(lambda e: InlineMemory(e["hm"], user_id="a", top_k="5"))
 case("inline-user-surrogate", "user_id")(lambda e: InlineMemory(e["hm"], user_id=SUR))
 

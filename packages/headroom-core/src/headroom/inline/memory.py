@@ -34,6 +34,7 @@ from headroom.inline.injection import (
     render_memory_context_refs,
 )
 from headroom.memory.core import HierarchicalMemory
+from headroom.memory.errors import ValidationError
 from headroom.memory.models import Memory, MemoryCategory, ScopeLevel, SearchResult
 from headroom.memory.validation import clean_text
 
@@ -81,6 +82,10 @@ class InlineMemory:
             check_optional_id,
         )
 
+        if not isinstance(memory, HierarchicalMemory):
+            raise ValidationError(
+                f"memory must be a HierarchicalMemory, got {type(memory).__name__}"
+            )
         self.memory = memory
         self.user_id = check_id(user_id, "user_id")
         self.explicit_session_id = check_optional_id(session_id, "session_id")
