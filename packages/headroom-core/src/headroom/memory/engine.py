@@ -33,6 +33,7 @@ from .validation import (
     check_content,
     check_entity_refs,
     check_id,
+    check_import_links,
     check_importance,
     check_metadata,
     check_optional_id,
@@ -226,21 +227,7 @@ class MemoryEngine(EngineReads):
                 continue
             seen.add(memory.id)
             fresh.append(memory.copy())
-        owners = {m.id: m.user_id for m in fresh}
-        for memory in fresh:
-            for link in ("supersedes", "superseded_by"):
-                target = getattr(memory, link)
-                if target is None:
-                    continue
-                owner = owners.get(target)
-                if owner is None:
-                    stored = self.store.get(target)
-                    owner = stored.user_id if stored is not None else None
-                if owner is not None and owner != memory.user_id:
-                    raise ValidationError(
-                        f"import record {memory.id!r}: {link} {target!r} belongs to another "
-                        "user; supersession links never cross users (nothing was imported)"
-                    )
+        check_import_links(fresh, self.store.get)
         if not fresh:
             return 0
         vectors = self._embed([m.content for m in fresh])

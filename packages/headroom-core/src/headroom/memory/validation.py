@@ -34,6 +34,7 @@ __all__ = [
     "check_filter",
     "check_filter_fields",
     "check_id",
+    "check_import_links",
     "check_importance",
     "check_int",
     "check_kwargs",
@@ -321,6 +322,26 @@ def check_record(memory: Any) -> None:
     check_timestamp(memory.valid_until, "valid_until")
     check_optional_id(memory.supersedes, "supersedes")
     check_optional_id(memory.superseded_by, "superseded_by")
+
+
+def check_import_links(records: Sequence[Any], stored: Any) -> None:
+    """Supersession links of imported records never cross users: a link to another user's
+    memory (in the batch, or ``stored(id)`` in the store) rejects the whole import."""
+    owners = {m.id: m.user_id for m in records}
+    for memory in records:
+        for link in ("supersedes", "superseded_by"):
+            target = getattr(memory, link)
+            if target is None:
+                continue
+            owner = owners.get(target)
+            if owner is None:
+                found = stored(target)
+                owner = found.user_id if found is not None else None
+            if owner is not None and owner != memory.user_id:
+                raise ValidationError(
+                    f"import record {memory.id!r}: {link} {target!r} belongs to another "
+                    "user; supersession links never cross users (nothing was imported)"
+                )
 
 
 def check_kwargs(kwargs: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
