@@ -9,7 +9,7 @@ Every public entry point (HierarchicalMemory and its ``.sync`` twin, ``Memory``,
   surrogate (``"\\ud800"``) is rejected, never silently replaced (the inline layer, which reads
   model and user text, replaces them with U+FFFD before calling the engine: :func:`clean_text`);
 * numbers must be finite; metadata must be plain JSON (str keys; str, int, finite float, bool,
-  None, lists and dicts of those, at most ``MAX_JSON_DEPTH`` deep);
+  None, lists and dicts of those, at most ``MAX_JSON_DEPTH`` deep; integers within 64 bits);
 * timestamps must be timezone-aware ``datetime`` objects;
 * an AGENT- or TURN-level memory needs ``session_id`` (see :func:`derive_scope`).
 """
@@ -187,6 +187,8 @@ def _check_json(value: Any, name: str, depth: int) -> Any:
     if isinstance(value, str):
         return check_text(value, name)
     if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise ValidationError(f"{name} must fit in 64 bits (a JSON number SQL can compare)")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
