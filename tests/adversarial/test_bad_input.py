@@ -510,3 +510,22 @@ def test_cli_import_of_bad_records_is_a_clean_error(
     assert code == 2, err
     assert err.startswith("headroom: error:") and "unexpected" not in err
     json.dumps(err)  # printable
+
+
+def test_import_normalises_enum_fields_given_as_strings(tmp_path: Path) -> None:
+    hm = HierarchicalMemory.create_sync(
+        MemoryConfig(db_path=tmp_path / "i.db", vector_dimension=64), embedder=HashEmbedder(64)
+    )
+    try:
+        records = [
+            Record(id="r1", content="x", user_id="u", scope_level="user", category="FACT"),  # type: ignore[arg-type]
+            Record(id="r2", content="y", user_id="u", promoted_from="session", importance=1),  # type: ignore[arg-type]
+        ]
+        assert hm.sync.import_memories(records) == 2
+        stored = {m.id: m for m in hm.sync.query(MemoryFilter(user_id="u"))}
+        assert (
+            stored["r1"].category.value == "fact" and stored["r2"].promoted_from.value == "session"
+        )
+        assert records[0].scope_level == "user"  # the caller's records are not modified
+    finally:
+        hm.sync.close()

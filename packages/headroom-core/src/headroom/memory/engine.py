@@ -219,6 +219,7 @@ class MemoryEngine(EngineReads):
         for i, memory in enumerate(memories):
             if not isinstance(memory, Memory):
                 raise ValidationError(f"import item {i} is not a Memory")
+            memory = memory.copy()
             try:
                 check_record(memory)
             except ValidationError as exc:
@@ -226,7 +227,7 @@ class MemoryEngine(EngineReads):
             if memory.id in seen or self.store.get(memory.id) is not None:
                 continue
             seen.add(memory.id)
-            fresh.append(memory.copy())
+            fresh.append(memory)
         check_import_links(fresh, self.store.get)
         if not fresh:
             return 0

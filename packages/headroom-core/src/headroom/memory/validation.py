@@ -306,18 +306,21 @@ def check_filter(value: Any) -> Any:
 
 def check_record(memory: Any) -> None:
     """An exported :class:`Memory` record, checked like add() arguments (ids, text, JSON, dates,
-    scope); import_memories runs it on every record before inserting any."""
+    scope) and normalised in place (enum fields given as strings, lists, floats); import_memories
+    runs it on a copy of every record before inserting any."""
     check_id(memory.id, "id")
     check_id(memory.user_id, "user_id")
     session = check_optional_id(memory.session_id, "session_id")
     agent = check_optional_id(memory.agent_id, "agent_id")
     turn = check_optional_id(memory.turn_id, "turn_id")
-    derive_scope(memory.scope_level, session, agent, turn)
-    check_content(memory.content)
-    check_importance(memory.importance)
-    MemoryCategory.parse(memory.category)
-    check_entity_refs(memory.entity_refs)
-    check_metadata(memory.metadata)
+    memory.scope_level = derive_scope(memory.scope_level, session, agent, turn)
+    if memory.promoted_from is not None:
+        memory.promoted_from = ScopeLevel.parse(memory.promoted_from)
+    memory.content = check_content(memory.content)
+    memory.importance = check_importance(memory.importance)
+    memory.category = MemoryCategory.parse(memory.category)
+    memory.entity_refs = check_entity_refs(memory.entity_refs)
+    memory.metadata = check_metadata(memory.metadata)
     for name in ("created_at", "updated_at", "valid_from"):
         if check_timestamp(getattr(memory, name), name) is None:
             raise ValidationError(f"{name} is required")
