@@ -38,7 +38,7 @@ _IMPORT_BATCH = 500
 
 
 def open_memory(
-    db: str | Path, embedder: str = "local", *, create: bool = False
+    db: str | Path, embedder: str = "onnx", *, create: bool = False
 ) -> HierarchicalMemory:
     """Open the database at ``db`` with the named embedder (``hash`` is the test fake)."""
     from headroom.memory.config import EmbedderBackend, MemoryConfig
