@@ -124,3 +124,20 @@ def test_cached_row_ids_follow_the_change_sequence(tmp_path: Path) -> None:
     finally:
         hm.sync.close()
         other.sync.close()
+
+
+def test_close_after_a_read_only_session_does_not_rewrite_the_vector_index(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    hm = _open(path)
+    hm.sync.add("Puffin colony", "gus")
+    hm.sync.close()
+    index_file = Path(f"{path}.faiss")
+    before = index_file.stat().st_mtime_ns
+    hm = _open(path)
+    assert hm.sync.search("puffin", "gus")
+    hm.sync.close()
+    assert index_file.stat().st_mtime_ns == before
+    hm = _open(path)
+    hm.sync.add("Puffin chick", "gus")
+    hm.sync.close()
+    assert index_file.stat().st_mtime_ns != before

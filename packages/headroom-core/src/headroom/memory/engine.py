@@ -69,6 +69,7 @@ class MemoryEngine(EngineReads):
         self.text_index = text_index
         self.cache = cache
         self._index_seq = -1
+        self._saved_seq = -1  # the sequence the index file on disk is consistent with
         self._cache_seq = -1
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -82,7 +83,8 @@ class MemoryEngine(EngineReads):
         try:
             if self.vector_index is not None and self._index_seq >= 0:
                 self.sync_index()
-                self.vector_index.save(self._index_seq)
+                if self._index_seq != self._saved_seq:  # nothing to write after a read-only session
+                    self.vector_index.save(self._index_seq)
         finally:
             self.store.close()
             if self.owns_embedder:
@@ -93,7 +95,7 @@ class MemoryEngine(EngineReads):
         saved = self.vector_index.load()
         store_seq = self.store.current_seq()
         if saved is not None and saved <= store_seq:
-            self._index_seq = saved
+            self._index_seq = self._saved_seq = saved
             self.sync_index()
             if len(self.vector_index) == self.store.vector_count():
                 return
@@ -112,7 +114,7 @@ class MemoryEngine(EngineReads):
         self.vector_index.clear()
         if pks:
             self.vector_index.upsert(pks, vectors)
-        self._index_seq = seq
+        self._index_seq = self._saved_seq = seq
         self.vector_index.save(seq)
         logger.info("rebuilt vector index: %d vectors at seq %d", len(pks), seq)
         return len(pks)
