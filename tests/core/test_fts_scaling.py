@@ -37,7 +37,7 @@ def test_query_words_are_linear_capped_and_deduplicated() -> None:
 
 def test_huge_message_costs_about_what_a_short_one_does(hm: HierarchicalMemory) -> None:
     hm.sync.add_batch(
-        [{"content": f"User likes topic{i} and tea", "user_id": "u"} for i in range(300)]
+        [{"content": f"User likes topic{i} and tea", "user_id": "u"} for i in range(200)]
     )
     huge = " ".join(f"zz{i} topic{i}" for i in range(12_000))  # ~125 KB
     start = time.perf_counter()

@@ -33,6 +33,9 @@ from .validation import check_id
 __all__ = ["EngineReads"]
 
 _MIN_TEXT_EVIDENCE = 1e-4
+_MAX_EMBED_QUERY_CHARS = 8192
+"""Only the start of a huge query is embedded: local models stop at 256-512 tokens anyway, and
+tokenizing 100 KB would make every other caller wait on the memory's worker."""
 _PKS_CACHE_FILTERS = 256
 _PKS_CACHE_IDS = 2_000_000  # at most ~16 MB of cached row ids
 
@@ -150,7 +153,7 @@ class EngineReads:
             allowed = self._allowed_pks(f)
             if len(allowed) == 0:
                 return []
-            qvec = self._embed([query])[0]
+            qvec = self._embed([query[:_MAX_EMBED_QUERY_CHARS]])[0]
             vector_hits = self.vector_index.search(qvec, pool, VectorFilter(allowed_ids=allowed))
         ranked: list[tuple[int, float, float, int | None, int | None]]
         if mode == "text":

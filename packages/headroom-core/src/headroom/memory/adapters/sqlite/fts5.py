@@ -77,7 +77,7 @@ _STOPWORDS = frozenset(
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 MAX_QUERY_TERMS = 32
 """At most this many terms (the rarest in the index) go into one FTS5 query."""
-MAX_CANDIDATE_TERMS = 1024
+MAX_CANDIDATE_TERMS = 512
 """Distinct words considered per query (the first ones when a message has more)."""
 
 _fts = table(FTS_TABLE, column("rowid"))
