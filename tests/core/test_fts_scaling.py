@@ -141,3 +141,10 @@ def test_close_after_a_read_only_session_does_not_rewrite_the_vector_index(tmp_p
     hm.sync.add("Puffin chick", "gus")
     hm.sync.close()
     assert index_file.stat().st_mtime_ns != before
+
+
+def test_cached_frequencies_never_hide_a_new_word(hm: HierarchicalMemory) -> None:
+    hm.sync.add_batch([{"content": f"User note {i}", "user_id": "hal"} for i in range(50)])
+    assert hm.sync.search("quokka", "hal", mode="text") == []
+    hm.sync.add("User saw a quokka", "hal")  # one row: far below the 1% refresh threshold
+    assert hm.sync.search("quokka", "hal", mode="text")[0].memory.content == "User saw a quokka"

@@ -149,8 +149,14 @@ def _varint(data: bytes) -> int:
 class FTS5TextIndex:
     """Full-text search over the memories of a :class:`SQLModelMemoryStore`."""
 
+    stem_cache_size = 50_000
+    """Words whose stems are remembered (stemming never changes)."""
+
     def __init__(self, store: SQLModelMemoryStore) -> None:
         self._store = store
+        self._stems: dict[str, tuple[str, ...]] = {}
+        self._df: dict[str, int] = {}
+        self._df_rows = -1  # the row count the cached document frequencies were read at
 
     def search(self, query: str, k: int, filter: MemoryFilter) -> list[tuple[int, float]]:
         words = query_words(query)
@@ -179,7 +185,45 @@ class FTS5TextIndex:
 
     def _informative(self, conn: Connection, words: list[str]) -> list[str]:
         """The words worth querying: bm25 weight > 0 (fewer than half the rows contain them),
-        rarest first, at most MAX_QUERY_TERMS; the single rarest word when none qualifies."""
+        rarest first, at most MAX_QUERY_TERMS; the single rarest word when none qualifies.
+
+        Stems are cached for good; non-zero document frequencies until the row count moves by
+        1% (a frequency that drifts that little does not change which terms are dropped); terms
+        in no row are looked up again on every query, so a new word is found at once."""
+        total = self._row_count(conn)
+        if abs(total - self._df_rows) > max(10, total // 100):  # >1% more or fewer rows: reread
+            self._df.clear()
+            self._df_rows = total
+        unknown = [w for w in words if w not in self._stems]
+        if unknown:
+            self._stem(conn, unknown)
+        missing = sorted({t for w in words for t in self._stems[w] if t not in self._df})
+        if missing:
+            marks = ",".join("?" * len(missing))
+            found = {str(t): int(d) for t, d in conn.exec_driver_sql(
+                f"SELECT term, doc FROM temp.{FTS_TABLE}_vocab WHERE term IN ({marks})",
+                tuple(missing),
+            )}  # fmt: skip
+            self._df.update(found)  # absent terms are not cached: they are looked up again
+        df = self._df
+        stems = {i: self._stems[w] for i, w in enumerate(words)}
+        scored: list[tuple[int, int, str]] = []
+        for i, word in enumerate(words):
+            terms = stems.get(i)
+            if not terms:
+                continue
+            freq = max(df.get(t, 0) for t in terms)
+            if freq == 0:
+                continue  # in no row right now: cannot match
+            scored.append((freq, i, word))
+        if not scored:
+            return []
+        scored.sort()
+        keep = [s for s in scored if 2 * s[0] < total][:MAX_QUERY_TERMS] or scored[:1]
+        return [word for _, _, word in sorted(keep, key=lambda s: s[1])]
+
+    def _stem(self, conn: Connection, words: list[str]) -> None:
+        """Stem ``words`` with the index's own tokenizer (a TEMP FTS5 table and its vocabulary)."""
         if not conn.info.get("headroom_fts_temp"):
             for statement in _TEMP_DDL:
                 conn.exec_driver_sql(statement)
@@ -190,32 +234,13 @@ class FTS5TextIndex:
             "INSERT INTO temp.headroom_qterms(rowid, t) VALUES (?, ?)",
             [(i, w) for i, w in enumerate(words)],
         )
-        stems: dict[int, list[str]] = {}
+        found: dict[int, list[str]] = {}
         for doc, term in conn.exec_driver_sql("SELECT doc, term FROM temp.headroom_qterms_v"):
-            stems.setdefault(int(doc), []).append(str(term))
-        distinct = sorted({t for ts in stems.values() for t in ts})
-        df: dict[str, int] = {}
-        if distinct:
-            marks = ",".join("?" * len(distinct))
-            df = {str(t): int(d) for t, d in conn.exec_driver_sql(
-                f"SELECT term, doc FROM temp.{FTS_TABLE}_vocab WHERE term IN ({marks})",
-                tuple(distinct),
-            )}  # fmt: skip
-        total = self._row_count(conn)
-        scored: list[tuple[int, int, str]] = []
+            found.setdefault(int(doc), []).append(str(term))
+        if len(self._stems) + len(words) > self.stem_cache_size:
+            self._stems.clear()
         for i, word in enumerate(words):
-            terms = stems.get(i)
-            if not terms:
-                continue
-            freq = max(df.get(t, 0) for t in terms)
-            if freq == 0:
-                continue  # in no row: cannot match
-            scored.append((freq, i, word))
-        if not scored:
-            return []
-        scored.sort()
-        keep = [s for s in scored if 2 * s[0] < total][:MAX_QUERY_TERMS] or scored[:1]
-        return [word for _, _, word in sorted(keep, key=lambda s: s[1])]
+            self._stems[word] = tuple(found.get(i, ()))
 
     @staticmethod
     def _row_count(conn: Connection) -> int:
