@@ -41,7 +41,7 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MEM0_TELEMETRY":
 
 MEM0_RUNNER = r"""
 import json, os, sys, time, statistics
-cfg = json.loads(sys.argv[1])
+cfg = json.loads(open(sys.argv[1], encoding="utf-8").read())
 t0 = time.perf_counter()
 from mem0 import Memory
 m = Memory.from_config({
@@ -90,8 +90,10 @@ def run_mem0(python: Path, facts: list[str], queries: list[str], users: int) -> 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = {"model_path": str(find_minilm_path()), "dir": tmp, "facts": facts,
                "queries": queries, "users": users}  # fmt: skip
+        cfg_file = Path(tmp, "cfg.json")
+        cfg_file.write_text(json.dumps(cfg), encoding="utf-8")
         t = time.perf_counter()
-        out = subprocess.run([str(python), "-c", MEM0_RUNNER, json.dumps(cfg)], check=False,
+        out = subprocess.run([str(python), "-c", MEM0_RUNNER, str(cfg_file)], check=False,
                              capture_output=True, text=True, env={**os.environ, **OFFLINE},
                              cwd=tmp)  # fmt: skip
         if out.returncode != 0:
