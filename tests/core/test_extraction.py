@@ -119,7 +119,7 @@ def test_parse_non_string_payload() -> None:
 
 
 def test_parse_malformed_logs_at_debug(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="headroom.inline.extraction"):
+    with caplog.at_level(logging.DEBUG, logger="headroom.inline"):
         parse_memory_items("{broken")
     assert caplog.records and all(r.levelno == logging.DEBUG for r in caplog.records)
 
@@ -254,8 +254,10 @@ def test_split_only_block() -> None:
 
 
 def test_similar_tags_are_not_blocks() -> None:
-    text = "<memorystick>x</memorystick> <memories>y</memories> </memory> <memory-x>"
+    text = "<memorystick>x</memorystick> <memories>y</memories> <memory-x> </memory\n>"
     assert strip_memory_blocks(text) == text
+    # A stray closing tag is removed: visible text never holds a tag.
+    assert strip_memory_blocks("a </memory> b") == "a b"
 
 
 def test_whitespace_kept_when_no_block_is_removed() -> None:
@@ -331,29 +333,84 @@ def test_stream_every_two_chunk_split_and_single_chars() -> None:
 # --------------------------------------------------------------------------- property tests
 
 _OPEN = re.compile(r"<memory(?:[ \t][^<>\n]{0,200})?>", re.IGNORECASE)
-_CLOSE = re.compile(r"</memory\s{0,32}>", re.IGNORECASE)
+_CLOSE = re.compile(r"</memory[ \t]{0,32}>", re.IGNORECASE)
+_TAG = re.compile(_OPEN.pattern + "|" + _CLOSE.pattern, re.IGNORECASE)
+_REGION = re.compile(r"\s*\x00(?:\s*\x00)*\s*")
+
+
+def _block_end(text: str, i: int, legacy: bool) -> tuple[str, int, int]:
+    """How the block whose content starts at ``i`` ends: ("close"|"open", start, end) of the
+    tag, or ("eof", start, end) of the first closing tag inside a JSON string (-1 if none)."""
+    in_str = esc = False
+    first = (-1, -1)
+    while i < len(text):
+        c = text[i]
+        if esc:
+            esc = False
+        elif in_str:
+            if c == "\\":
+                esc = True
+            elif c == '"':
+                in_str = False
+            elif first[0] < 0 and (m := _CLOSE.match(text, i)):
+                first = (i, m.end())
+        elif c == '"' and not legacy:
+            in_str = True
+        elif m := _CLOSE.match(text, i):
+            return "close", i, m.end()
+        elif m := _OPEN.match(text, i):
+            return "open", i, m.end()
+        i += 1
+    return "eof", *first
+
+
+def _tag_prefix(rest: str) -> bool:
+    low = rest.lower()
+    if "<memory".startswith(low) or "</memory".startswith(low):
+        return True
+    if re.fullmatch(r"<memory[ \t][^<>\n]*", low):
+        return len(rest) < 209
+    return re.fullmatch(r"</memory[ \t]{0,32}", low) is not None
 
 
 def oracle(text: str) -> tuple[str, list[str]]:
-    """An independent statement of the stripping rule (regexes and a sentinel)."""
-    marked, raws, pos = [], [], 0
-    while (opening := _OPEN.search(text, pos)) is not None:
-        marked.append(text[pos : opening.start()] + "\x00")
-        closing = _CLOSE.search(text, opening.end())
-        end = closing.start() if closing else len(text)
-        raws.append(text[opening.end() : end])
-        pos = closing.end() if closing else len(text)
-    if not raws:
+    """An independent, non-streaming statement of the block grammar and the tidying rule."""
+    out, raws, pos, legacy = [], [], 0, False
+    while (tag := _TAG.search(text, pos)) is not None:
+        out.append(text[pos : tag.start()] + "\x00")
+        pos = tag.end()
+        if _CLOSE.fullmatch(tag.group()):
+            continue  # a stray closing tag
+        while True:
+            kind, start, end = _block_end(text, pos, legacy)
+            if kind == "open":
+                raws.append(text[pos:start])
+                pos = end
+                continue
+            if kind == "close" or start >= 0:
+                raws.append(text[pos:start])
+                legacy = legacy or kind == "eof"
+                pos = end
+            else:
+                raws.append(text[pos:])
+                pos = len(text)
+            break
+    if not out:
         return text, []
-    s = "".join(marked) + text[pos:]
-
-    def tidy(m: re.Match[str]) -> str:
+    s = "".join(out) + text[pos:]
+    visible, last = "", 0
+    for m in _REGION.finditer(s):
+        visible += s[last : m.start()]
+        last = m.end()
         if m.start() == 0 or m.end() == len(s):
-            return ""
+            continue
         ws = m.group().replace("\x00", "")
-        return "\n\n" if "\n" in ws else " " if ws else ""
-
-    return re.sub(r"\s*\x00(?:\s*\x00)*\s*", tidy, s), raws
+        sep = "\n\n" if "\n" in ws else " " if ws else ""
+        lt = visible.rfind("<")
+        if sep != "\n\n" and lt >= 0 and _tag_prefix(visible[lt:]):
+            sep = "\n"
+        visible += sep
+    return visible + s[last:], raws
 
 
 FRAGMENTS = [

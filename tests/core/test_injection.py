@@ -19,6 +19,7 @@ from headroom.inline.injection import (
     last_user_text,
     prepare_messages,
     render_memory_context,
+    render_memory_context_refs,
 )
 from headroom.memory.errors import ValidationError
 
@@ -99,14 +100,21 @@ def test_render_token_budget_in_order() -> None:
         assert [f"m{i}" for i in range(1, kept + 1)] == re.findall(r"\[(m\d+)\]", block)
 
 
-def test_render_stops_at_first_memory_over_budget() -> None:
+def test_render_skips_or_shortens_what_does_not_fit_and_keeps_going() -> None:
     memories = [mem("m1", "short"), mem("m2", "y" * 2000), mem("m3", "short too")]
-    block = render_memory_context(memories, token_budget=100)
-    assert block is not None and rendered_contents(block) == ["short"]
+    block, refs = render_memory_context_refs(memories, token_budget=100)
+    assert block is not None and estimate_tokens(block) <= 100
+    shown = rendered_contents(block)
+    assert shown[0] == "short" and shown[2] == "short too"  # rank order kept
+    assert shown[1].startswith("yyyy") and shown[1].endswith("…") and len(shown[1]) < 2000
+    assert refs == ["m1", "m2", "m3"]
+    block, refs = render_memory_context_refs(memories, token_budget=50)
+    assert block is not None and rendered_contents(block) == ["short", "short too"]
+    assert refs == ["m1", "m3"]
 
 
 def test_render_none_when_nothing_fits() -> None:
-    assert render_memory_context([mem("m1", "z" * 5000)], token_budget=600) is None
+    assert render_memory_context([mem("m1", "z" * 5000)], token_budget=40) is None
     assert render_memory_context([mem("m1", "z")], token_budget=0) is None
 
 

@@ -23,6 +23,7 @@ PUBLIC_PACKAGES = [
     "headroom.openai",
     "headroom.testing",
     "headroom.cli",
+    "headroom.mcp",
     "headroom_langchain",
     "headroom_llamaindex",
     "headroom_litellm",

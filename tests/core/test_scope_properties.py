@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from headroom.memory import HierarchicalMemory, MemoryConfig, MemoryFilter, ScopeLevel
+from headroom.memory import (
+    HierarchicalMemory,
+    MemoryConfig,
+    MemoryFilter,
+    ScopeLevel,
+    ValidationError,
+)
 from headroom.testing import HashEmbedder
 
 USERS = ["alice", "bob"]
@@ -64,6 +71,11 @@ def test_search_and_query_follow_the_scope_rules(tmp_path_factory, memories, req
     try:
         stored = []
         for i, (user, session, agent, turn) in enumerate(memories):
+            if session is None and (agent is not None or turn is not None):
+                # agent/turn-level memories need a session (README "Rules the engine keeps")
+                with pytest.raises(ValidationError, match="session_id"):
+                    hm.sync.add(f"shared topic item {i}", user, session, agent, turn)
+                continue
             m = hm.sync.add(f"shared topic item {i}", user, session, agent, turn)
             stored.append(m.to_dict() | {"scope_level": m.scope_level})
         for req in requests:

@@ -120,7 +120,7 @@ def test_history_blocks_stripped_and_tool_calls_pass_through(
     assert sent[1].id == "h1" and sent[1].content == "first"  # earlier history byte-identical
     assert sent[2].content == "Earlier answer." and sent[2].id == "a1"
     assert isinstance(wrapped, HeadroomChatModel) and wrapped._llm_type == "headroom:scripted"
-    assert wrapped.bind_tools([]).model is llm  # type: ignore[attr-defined]
+    assert wrapped.bind_tools([]).bound.model is llm  # type: ignore[attr-defined]
 
 
 def test_list_content_reply_is_stripped(

@@ -22,12 +22,12 @@ def store(hm: HierarchicalMemory) -> HeadroomStore:
 
 
 def test_put_get_update_delete(store: HeadroomStore, hm: HierarchicalMemory) -> None:
-    ns = ("memories", "alice")
+    ns = ("alice", "memories")
     store.put(ns, "food", {"text": "Alice likes sushi", "stars": 5})
     item = store.get(ns, "food")
     assert item is not None and item.value == {"text": "Alice likes sushi", "stars": 5}
     assert item.namespace == ns and item.key == "food"
-    assert store.get(ns, "missing") is None and store.get(("memories", "bob"), "food") is None
+    assert store.get(ns, "missing") is None and store.get(("bob", "memories"), "food") is None
 
     store.put(ns, "food", {"text": "Alice likes ramen", "stars": 4})
     updated = store.get(ns, "food")
@@ -43,10 +43,12 @@ def test_put_get_update_delete(store: HeadroomStore, hm: HierarchicalMemory) -> 
 
 
 def test_namespace_to_scope_mapping(store: HeadroomStore, hm: HierarchicalMemory) -> None:
-    store.put(("memories", "alice"), "k", {"text": "long-term"})
-    store.put(("memories", "alice", "s1"), "k", {"text": "session note"})
-    store.put(("memories", "alice", "s1", "planner"), "k", {"text": "agent note"})
-    store.put(("prefs",), "k", {"text": "default user"})
+    store.put(("alice", "memories"), "k", {"text": "long-term"})
+    store.put(("alice", "memories", "s1"), "k", {"text": "session note"})
+    store.put(("alice", "memories", "s1", "planner"), "k", {"text": "agent note"})
+    HeadroomStore(store.memory, layout=(None, "session")).put(
+        ("x", "s9"), "k", {"text": "default user"}
+    )
     by_content = {m.content: m for m in hm.sync.query(MemoryFilter(include_superseded=False))}
     assert by_content["long-term"].scope_level is ScopeLevel.USER
     assert by_content["session note"].scope_level is ScopeLevel.SESSION
@@ -57,23 +59,23 @@ def test_namespace_to_scope_mapping(store: HeadroomStore, hm: HierarchicalMemory
     # a request in session s2 of alice (e.g. with_memory) sees the user-level item only
     visible = [r.content for r in hm.sync.search("note long-term", "alice", "s2", top_k=10)]
     assert visible == ["long-term"]
-    assert store.scope_ids(("x", "u", "s", "a", "extra")) == ("u", "s", "a")
+    assert store.scope_ids(("u", "x", "s", "a", "extra")) == ("u", "s", "a")
 
 
 def test_search_filter_query_and_pagination(store: HeadroomStore) -> None:
-    ns = ("memories", "alice")
+    ns = ("alice", "memories")
     store.put(ns, "1", {"text": "User loves hiking in the mountains", "kind": "hobby", "level": 3})
     store.put(ns, "2", {"text": "User drinks green tea", "kind": "food", "level": 1})
     store.put((*ns, "s1"), "3", {"text": "Session about hiking boots", "kind": "hobby", "level": 2})
     store.put(
-        ("memories", "bob"), "4", {"text": "Bob loves hiking too", "kind": "hobby", "level": 5}
+        ("bob", "memories"), "4", {"text": "Bob loves hiking too", "kind": "hobby", "level": 5}
     )
 
     assert len(store.search(ns)) == 3
-    assert len(store.search(("memories",))) == 4
+    assert len(store.search(())) == 4
     hobbies = store.search(ns, filter={"kind": "hobby"})
     assert {i.key for i in hobbies} == {"1", "3"}
-    assert {i.key for i in store.search(("memories",), filter={"level": {"$gte": 3}})} == {"1", "4"}
+    assert {i.key for i in store.search((), filter={"level": {"$gte": 3}})} == {"1", "4"}
 
     ranked = store.search(ns, query="hiking in the mountains")
     assert ranked[0].key == "1" and ranked[0].score is not None
@@ -100,7 +102,7 @@ def test_errors(store: HeadroomStore) -> None:
 
 
 async def test_async_ops(store: HeadroomStore) -> None:
-    ns = ("memories", "carol")
+    ns = ("carol", "memories")
     await store.aput(ns, "k", {"text": "Carol plays chess"}, index=["text"])
     item = await store.aget(ns, "k")
     assert item is not None and item.value["text"] == "Carol plays chess"
@@ -115,7 +117,7 @@ def test_as_agent_store(hm: HierarchicalMemory, scripted: Any) -> None:
     def save_note(note: str, runtime: ToolRuntime) -> str:
         """Save a note about the user."""
         assert runtime.store is not None
-        runtime.store.put(("memories", "dave"), "note", {"text": note})
+        runtime.store.put(("dave", "memories"), "note", {"text": note})
         return "saved"
 
     store = HeadroomMemory(hm, user_id="dave").store()
@@ -127,7 +129,7 @@ def test_as_agent_store(hm: HierarchicalMemory, scripted: Any) -> None:
     agent = create_agent(llm, tools=[save_note], store=store)
     state = agent.invoke({"messages": [HumanMessage("Remember I like jazz")]})
     assert state["messages"][-1].content == "Saved your note."
-    item = store.get(("memories", "dave"), "note")
+    item = store.get(("dave", "memories"), "note")
     assert item is not None and item.value == {"text": "Dave likes jazz"}
     # the note is a user-level Headroom memory: the LCEL wrapper and retriever see it
     docs = HeadroomMemory(hm, user_id="dave").as_retriever().invoke("jazz")

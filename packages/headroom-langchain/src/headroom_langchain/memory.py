@@ -82,12 +82,23 @@ class HeadroomMemory:
         return self.inline.agent_id
 
     def wrap(
-        self, chat_model: BaseChatModel, *, propagate_callbacks: bool = False
+        self,
+        chat_model: BaseChatModel,
+        *,
+        propagate_callbacks: bool = False,
+        use_config_identity: bool = True,
     ) -> HeadroomChatModel:
-        """A chat model that injects memories, strips the ``<memory>`` block and stores facts."""
+        """A chat model that injects memories, strips the ``<memory>`` block and stores facts.
+
+        Per call, ``config={"configurable": {"user_id": ..., "session_id": ...}}`` selects the
+        identity (this object's ids are the default), so one chain serves many users; set those
+        from your authenticated request, never from message content. ``use_config_identity=False``
+        pins this object's identity.
+        """
         return HeadroomChatModel(
-            model=chat_model, inline=self.inline, propagate_callbacks=propagate_callbacks
-        )
+            model=chat_model, inline=self.inline, propagate_callbacks=propagate_callbacks,
+            use_config_identity=use_config_identity,
+        )  # fmt: skip
 
     def as_retriever(self, k: int = 4, **kwargs: Any) -> HeadroomRetriever:
         """A retriever over the memories visible to this identity (``kwargs``: retriever fields)."""
@@ -115,7 +126,11 @@ class HeadroomMemory:
         return HeadroomChatMessageHistory(session, user_id=self.user_id, store=self._chat_store)
 
     def store(self, **kwargs: Any) -> HeadroomStore:
-        """A LangGraph ``BaseStore`` over the same memory (needs ``langgraph``)."""
+        """A LangGraph ``BaseStore`` over the same memory (needs ``langgraph``).
+
+        ``kwargs`` are :class:`HeadroomStore`'s: ``layout=`` (default ``("user", None, "session",
+        "agent")``: ``(user_id, "memories")`` is the user), ``index=`` (LangGraph's IndexConfig).
+        """
         try:
             from .store import HeadroomStore
         except ImportError as exc:

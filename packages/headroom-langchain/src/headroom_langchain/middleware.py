@@ -1,17 +1,18 @@
 """HeadroomMiddleware: inline memory around every model call of a ``create_agent`` agent.
 
-``wrap_model_call`` / ``awrap_model_call`` convert the request's system message and messages to
-OpenAI-format dicts, let the core's InlineMemory inject the relevant memories (in front of the last
-user message, for this call only: the agent state is not changed) and the extraction instruction
-(in the system message), call the model, remove the ``<memory>`` block from the AI message that
-goes into the state, and store the extracted facts.
+``wrap_model_call`` / ``awrap_model_call`` hand the agent's model call a
+:class:`~headroom_langchain.HeadroomChatModel` around the request's model (``request.model``), for
+this call's identity. That model injects the relevant memories (in front of the last user message,
+for this call only: the agent state is not changed) and the extraction instruction (in the system
+message), removes the ``<memory>`` block and stores the extracted facts. Because the block is
+removed *inside* the model run, streaming is safe: LangGraph's ``stream_mode="messages"``,
+``astream_events`` and every other callback handler see only the stripped tokens. The AI message
+that reaches the state is stripped again as a safety net (for example when an inner middleware
+replaced the model).
 
 Identity: the middleware's ``user_id`` / ``session_id`` / ``agent_id``, unless the run's context
 (``agent.invoke(..., context={"user_id": ...})``, a mapping or an object with those attributes)
 provides them; without a session id the LangGraph ``thread_id`` is used when there is one.
-Known limit: with ``stream_mode="messages"`` LangGraph streams the model's raw tokens (block
-included); only the final message in the state is stripped. Use :meth:`HeadroomMemory.wrap` on
-the model instead when raw token streams are shown to users.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 from langchain.agents.middleware.types import (
     AgentMiddleware,
@@ -27,20 +28,19 @@ from langchain.agents.middleware.types import (
     ModelRequest,
     ModelResponse,
 )
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage
 
 from headroom.inline.extraction import ExtractedMemory
-from headroom.inline.memory import InlineMemory, PreparedRequest
+from headroom.inline.memory import InlineMemory
 from headroom.memory import HierarchicalMemory
 
-from ._messages import from_prepared, strip_ai_message, to_openai
+from ._identity import cache_for, identity_from
+from ._messages import strip_ai_message
+from .chat_model import HeadroomChatModel
 
 __all__ = ["HeadroomMiddleware"]
 
 logger = logging.getLogger(__name__)
-
-_IDS = ("user_id", "session_id", "agent_id")
-_MAX_CACHED = 256
 
 ModelResult = ModelResponse[Any] | AIMessage | ExtendedModelResponse[Any]
 
@@ -66,66 +66,26 @@ class HeadroomMiddleware(AgentMiddleware[Any, Any, Any]):
         self._default = inline or InlineMemory(
             memory, user_id=user_id, session_id=session_id, agent_id=agent_id, top_k=top_k
         )
-        self._by_identity: dict[tuple[str, str | None, str | None], InlineMemory] = {}
+        self._identities = cache_for(self._default)
 
     # -- identity --------------------------------------------------------------------------------
 
-    def _identity(self, request: ModelRequest[Any]) -> tuple[str, str | None, str | None] | None:
-        context = getattr(request.runtime, "context", None) if request.runtime is not None else None
-        found: dict[str, str | None] = {}
-        for name in _IDS:
-            value = context.get(name) if isinstance(context, dict) else getattr(context, name, None)
-            found[name] = value if isinstance(value, str) and value else None
-        if found["session_id"] is None:
-            found["session_id"] = _thread_id()
-        if not any(found.values()):
-            return None
-        d = self._default
-        return (
-            found["user_id"] or d.user_id,
-            found["session_id"] or d.explicit_session_id,
-            found["agent_id"] or d.agent_id,
-        )
-
     def _inline_for(self, request: ModelRequest[Any]) -> InlineMemory:
-        identity = self._identity(request) if self.use_context_identity else None
-        d = self._default
-        if identity is None or identity == (d.user_id, d.explicit_session_id, d.agent_id):
-            return d
-        inline = self._by_identity.get(identity)
-        if inline is None:
-            if len(self._by_identity) >= _MAX_CACHED:
-                self._by_identity.clear()
-            user_id, session_id, agent_id = identity
-            inline = InlineMemory(
-                self.memory,
-                user_id=user_id,
-                session_id=session_id,
-                agent_id=agent_id,
-                top_k=self.top_k,
-            )
-            self._by_identity[identity] = inline
-        return inline
+        if not self.use_context_identity:
+            return self._default
+        context = getattr(request.runtime, "context", None) if request.runtime is not None else None
+        return self._identities.get(identity_from(context, thread_id=_thread_id()))
 
     # -- request / response ----------------------------------------------------------------------
 
     @staticmethod
-    def _messages(request: ModelRequest[Any]) -> list[BaseMessage]:
-        system: list[BaseMessage] = (
-            [request.system_message] if request.system_message is not None else []
-        )
-        return [*system, *request.messages]
-
-    @staticmethod
-    def _override(
-        request: ModelRequest[Any], messages: list[BaseMessage], prepared: PreparedRequest
-    ) -> ModelRequest[Any]:
-        dicts = to_openai(messages)
-        new = from_prepared(messages, dicts, prepared.messages)
-        has_system = request.system_message is not None or len(new) == len(messages) + 1
-        if has_system and new and isinstance(new[0], SystemMessage):
-            return request.override(system_message=new[0], messages=cast(list[AnyMessage], new[1:]))
-        return request.override(messages=cast(list[AnyMessage], new))
+    def _wrapped(request: ModelRequest[Any], inline: InlineMemory) -> ModelRequest[Any]:
+        model = request.model
+        if isinstance(model, HeadroomChatModel):
+            logger.debug("headroom: the agent's model is already wrapped; not wrapping it again")
+            return request
+        wrapped = HeadroomChatModel(model=model, inline=inline, use_config_identity=False)
+        return request.override(model=wrapped)
 
     @classmethod
     def _strip(cls, response: ModelResult) -> tuple[ModelResult, list[ExtractedMemory]]:
@@ -159,10 +119,9 @@ class HeadroomMiddleware(AgentMiddleware[Any, Any, Any]):
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> ModelResult:
         inline = self._inline_for(request)
-        messages = self._messages(request)
-        prepared = inline.prepare(to_openai(messages))
-        response, items = self._strip(handler(self._override(request, messages, prepared)))
-        inline.store(items, prepared.refs)
+        response, items = self._strip(handler(self._wrapped(request, inline)))
+        if items:
+            inline.store(items, {})
         return response
 
     async def awrap_model_call(
@@ -171,10 +130,9 @@ class HeadroomMiddleware(AgentMiddleware[Any, Any, Any]):
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResult:
         inline = self._inline_for(request)
-        messages = self._messages(request)
-        prepared = await inline.aprepare(to_openai(messages))
-        response, items = self._strip(await handler(self._override(request, messages, prepared)))
-        await inline.astore(items, prepared.refs)
+        response, items = self._strip(await handler(self._wrapped(request, inline)))
+        if items:
+            await inline.astore(items, {})
         return response
 
 

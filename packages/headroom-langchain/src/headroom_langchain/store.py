@@ -1,25 +1,30 @@
 """HeadroomStore: a LangGraph ``BaseStore`` backed by Headroom's HierarchicalMemory.
 
-Every item is one Headroom memory. Its ``content`` (what is embedded, searched and injected by the
-other adapters) is the text of the ``index`` fields given to ``put`` or to the store; by default the
-value's ``"content"``, ``"text"`` or ``"memory"`` string, else the JSON of the whole value. The metadata holds ``lg_namespace`` (the namespace as
-a list), ``lg_ns`` (the same as a JSON string, for exact lookups), ``lg_key``, ``lg_value`` (the
-value) and ``lg_created_at``. ``put`` on an existing (namespace, key) *supersedes* the memory, so
-the previous values stay in its version history; ``delete`` removes all versions.
+Every item is one Headroom memory. Its ``content`` (what the other adapters recall and inject) is
+the text of the item's index fields (see :mod:`._store_index`, LangGraph's ``IndexConfig``
+semantics: ``fields``, ``embed``, ``dims``). The metadata holds ``lg_namespace`` (the namespace as a
+list), ``lg_ns`` (the same as a JSON string, for exact lookups), ``lg_key``, ``lg_value`` (the
+value), ``lg_created_at`` and ``lg_vectors`` (the item's embeddings; empty for ``index=False``).
+``put`` on an existing (namespace, key) *supersedes* the memory, so the previous values stay in its
+version history; ``delete`` removes all versions.
 
-Namespace -> Headroom scope (``layout``, default ``(None, "user", "session", "agent")``): each
-position of the layout names what that namespace element is; ``None`` is a free label::
+Namespace -> Headroom scope (``layout``, default ``("user", None, "session", "agent")``, the order
+of LangChain's long-term-memory docs, ``(user_id, "memories")``): each position of the layout names
+what that namespace element is; ``None`` is a free label::
 
-    ("memories",)                          -> USER level of the store's default user_id
-    ("memories", "alice")                  -> USER level of user "alice"
-    ("memories", "alice", "s1")            -> SESSION level: session "s1" of "alice"
-    ("memories", "alice", "s1", "planner") -> AGENT level: agent "planner" in session "s1"
+    ("alice",)                             -> USER level of user "alice"
+    ("alice", "memories")                  -> USER level of user "alice"
+    ("alice", "memories", "s1")            -> SESSION level: session "s1" of "alice"
+    ("alice", "memories", "s1", "planner") -> AGENT level: agent "planner" in session "s1"
     longer namespaces                      -> as their first four elements; the rest is a label
 
-so ``("memories", user_id)`` items are exactly the long-term memories that ``with_memory`` and the
-other adapters recall for that user. Search follows LangGraph semantics (namespace prefixes, value
-``filter``, ``limit``/``offset``); with ``query`` results are ranked by cosine similarity, which
-is the ``score``. ``ttl`` is not supported. Async methods run the same code in a worker thread.
+so ``(user_id, "memories")`` items are exactly the long-term memories that ``with_memory`` and the
+other adapters recall for that user. For the ``("memories", user_id)`` order (LangMem's), pass
+``layout=(None, "user", "session", "agent")``. Every read or change of an existing item names its
+owner (the user of its namespace). Search follows LangGraph semantics (namespace prefixes, value
+``filter``, ``limit``/``offset``); with ``query`` every indexed item is scored (cosine similarity,
+best over its vectors) and ranked, items stored with ``index=False`` follow with ``score=None``.
+``ttl`` is not supported. Async methods run the same code in a worker thread, in call order.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable, Sequence
+import threading
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +51,6 @@ from langgraph.store.base import (
     SearchItem,
     SearchOp,
 )
-from langgraph.store.base.embed import get_text_at_path
 
 from headroom.memory import (
     HierarchicalMemory,
@@ -56,15 +62,15 @@ from headroom.memory import (
 from headroom.memory.ports import Embedder
 
 from ._memory import resolve_memory
+from ._store_index import StoreIndex, decode_vectors
 
 __all__ = ["DEFAULT_LAYOUT", "DEFAULT_USER_ID", "HeadroomStore"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LAYOUT: tuple[str | None, ...] = (None, "user", "session", "agent")
+DEFAULT_LAYOUT: tuple[str | None, ...] = ("user", None, "session", "agent")
 DEFAULT_USER_ID = "langgraph"
 SOURCE = "langgraph"
-_TEXT_FIELDS = ("content", "text", "memory")
 
 
 class HeadroomStore(BaseStore):
@@ -81,18 +87,31 @@ class HeadroomStore(BaseStore):
         embedder: Embedder | None = None,
         user_id: str | None = None,
         layout: Sequence[str | None] = DEFAULT_LAYOUT,
-        index: Sequence[str] | None = None,
+        index: Mapping[str, Any] | Sequence[str] | None = None,
         category: MemoryCategory | str = MemoryCategory.FACT,
         importance: float = 0.5,
     ) -> None:
         self.memory, self._owned = resolve_memory(
             memory, db_path=db_path, config=config, embedder=embedder
         )
+        try:
+            self.index = StoreIndex(self.memory, index)
+        except BaseException:
+            self.close()
+            raise
         self.user_id = user_id or DEFAULT_USER_ID
         self.layout = tuple(layout)
-        self.index_fields = list(index) if index else None
         self.category = MemoryCategory.parse(category)
         self.importance = importance
+        self._lock = threading.Lock()
+        self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @property
+    def index_config(self) -> dict[str, Any]:
+        """The effective ``IndexConfig`` (``dims`` filled in from the embedder when omitted)."""
+        return self.index.config
 
     def close(self) -> None:
         """Close the memory if this store opened it."""
@@ -124,6 +143,10 @@ class HeadroomStore(BaseStore):
     # -- ops -------------------------------------------------------------------------------------
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
+        with self._lock:  # find-then-write of one key must not interleave
+            return self._batch(list(ops))
+
+    def _batch(self, ops: list[Op]) -> list[Result]:
         results: list[Result] = []
         for op in ops:
             if isinstance(op, GetOp):
@@ -142,7 +165,10 @@ class HeadroomStore(BaseStore):
         return results
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        return await asyncio.to_thread(self.batch, list(ops))
+        loop = asyncio.get_running_loop()
+        lock = self._async_locks.setdefault(loop, asyncio.Lock())  # FIFO: calls run in order
+        async with lock:
+            return await asyncio.to_thread(self.batch, list(ops))
 
     def _find(self, namespace: tuple[str, ...], key: str) -> MemoryRecord | None:
         user_id, _, _ = self.scope_ids(namespace)
@@ -159,16 +185,6 @@ class HeadroomStore(BaseStore):
         memory = self._find(namespace, key)
         return _to_item(memory) if memory is not None else None
 
-    def _content(self, value: dict[str, Any], index: Any) -> str:
-        fields = self.index_fields if index is None else (list(index) if index else None)
-        if fields is None:
-            fields = [next((f for f in _TEXT_FIELDS if isinstance(value.get(f), str)), "$")]
-        texts: list[str] = []
-        for path in fields or []:
-            texts.extend(t for t in get_text_at_path(value, path) if t and t.strip())
-        text = "\n".join(texts).strip()
-        return text or json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-
     def _put(self, op: PutOp) -> None:
         existing = self._find(op.namespace, op.key)
         if op.value is None:
@@ -176,15 +192,18 @@ class HeadroomStore(BaseStore):
                 self.memory.sync.delete(existing.id, user_id=existing.user_id, include_history=True)
             return
         now = datetime.now(UTC).isoformat()
-        metadata = {
+        value = dict(op.value)
+        texts = self.index.texts(value, op.index)
+        metadata: dict[str, Any] = {
             "source": SOURCE,
             "lg_ns": _ns_json(op.namespace),
             "lg_namespace": list(op.namespace),
             "lg_key": op.key,
-            "lg_value": dict(op.value),
+            "lg_value": value,
             "lg_created_at": existing.metadata.get("lg_created_at", now) if existing else now,
         }
-        content = self._content(dict(op.value), op.index)
+        metadata["lg_vectors"] = self.index.encode(texts) if op.index is not False else []
+        content = self.index.content(value, texts or self.index.texts(value))
         if existing is not None:
             self.memory.sync.supersede(
                 existing.id, content, user_id=existing.user_id, metadata=metadata
@@ -208,26 +227,31 @@ class HeadroomStore(BaseStore):
             m for m in self._candidates(op.namespace_prefix)
             if not op.filter or all(_compare(m.metadata["lg_value"].get(k), v) for k, v in op.filter.items())
         ]  # fmt: skip
+        candidates.sort(key=lambda m: m.created_at, reverse=True)
         scores: dict[str, float] = {}
         if op.query and candidates:
-            by_user: dict[str, int] = {}
-            for m in candidates:
-                by_user[m.user_id] = by_user.get(m.user_id, 0) + 1
-            for user_id, count in by_user.items():
-                hits = self.memory.sync.search(
-                    op.query,
-                    user_id,
-                    top_k=count,
-                    min_similarity=-1.0,
-                    mode="semantic",
-                    metadata={"source": SOURCE},
-                )
-                scores.update((hit.id, float(hit.similarity)) for hit in hits)
-            candidates.sort(key=lambda m: scores.get(m.id, -1.0), reverse=True)
-        else:
-            candidates.sort(key=lambda m: m.created_at, reverse=True)
+            scores = self._scores(op.query, candidates)
+            scored = sorted((m for m in candidates if m.id in scores), key=lambda m: -scores[m.id])
+            candidates = scored + [m for m in candidates if m.id not in scores]
         page = candidates[op.offset : op.offset + op.limit]
-        return [_to_search_item(m, scores.get(m.id) if op.query else None) for m in page]
+        return [_to_search_item(m, scores.get(m.id)) for m in page]
+
+    def _scores(self, query: str, candidates: list[MemoryRecord]) -> dict[str, float]:
+        """The score of every indexed candidate (items put with ``index=False`` have none)."""
+        vector = self.index.query_vector(query)
+        scores: dict[str, float] = {}
+        legacy: list[MemoryRecord] = []
+        for m in candidates:
+            encoded = m.metadata.get("lg_vectors")
+            if encoded is None:  # written before vectors were kept: embed its content now
+                legacy.append(m)
+            elif encoded:
+                scores[m.id] = self.index.score(vector, decode_vectors(encoded))
+        if legacy:
+            fresh = decode_vectors(self.index.encode([m.content for m in legacy]))
+            for m, v in zip(legacy, fresh, strict=True):
+                scores[m.id] = self.index.score(vector, [v])
+        return scores
 
     def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         memories = self.memory.sync.query(MemoryFilter(metadata={"source": SOURCE}))

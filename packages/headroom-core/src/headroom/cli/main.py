@@ -1,4 +1,4 @@
-"""The ``headroom`` command: ``headroom demo`` and ``headroom memory ...`` over a database file.
+"""The ``headroom`` command: ``headroom demo``, ``headroom memory ...`` and ``headroom mcp``.
 
 Only the standard library is imported at module import; each command imports what it needs, so
 ``headroom --help`` is instant. Errors are printed as one line on stderr, never as a traceback:
@@ -78,6 +78,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     memory = commands.add_parser("memory", help="inspect and manage a memory database")
     _add_memory_commands(memory)
+
+    ui = commands.add_parser(
+        "ui",
+        parents=[_memory_parent()],
+        help="inspect memories in a local web page (needs headroom-core[ui])",
+        description="Serve a web inspector on 127.0.0.1: users, memories, version timelines, "
+        "search explanations and edits. Prints the URL (with this launch's token).",
+    )
+    ui.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
+    ui.add_argument("--open", action="store_true", help="open the page in a web browser")
+    ui.add_argument("--read-only", action="store_true", help="disable edits")
+    ui.set_defaults(func=_run_ui)
+
+    from headroom.cli import mcp as cli_mcp
+
+    cli_mcp.add_parser(commands)
     return parser
 
 
@@ -107,11 +123,13 @@ def _add_memory_commands(memory: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("show", parents=[parent], help="show one memory")
     p.add_argument("id")
+    p.add_argument("--user", help="refuse if the memory belongs to another user")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cm.cmd_show)
 
     p = sub.add_parser("history", parents=[parent], help="the versions of a fact, oldest first")
     p.add_argument("id")
+    p.add_argument("--user", help="refuse if the memory belongs to another user")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cm.cmd_history)
 
@@ -145,6 +163,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     from headroom.cli import demo
 
     return demo.run(args)
+
+
+def _run_ui(args: argparse.Namespace) -> int:
+    from headroom.ui import command
+
+    return command.run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,9 +38,10 @@ _IMPORT_BATCH = 500
 
 
 def open_memory(
-    db: str | Path, embedder: str = "onnx", *, create: bool = False
+    db: str | Path, embedder: str = "onnx", *, create: bool = False, read_only: bool = False
 ) -> HierarchicalMemory:
-    """Open the database at ``db`` with the named embedder (``hash`` is the test fake)."""
+    """Open the database at ``db`` with the named embedder (``hash`` is the test fake);
+    ``read_only`` never writes (the read commands: also on a read-only filesystem)."""
     from headroom.memory.config import EmbedderBackend, MemoryConfig
     from headroom.memory.core import HierarchicalMemory
 
@@ -51,15 +52,20 @@ def open_memory(
         from headroom.testing import HashEmbedder
 
         return HierarchicalMemory.create_sync(
-            MemoryConfig(db_path=path, vector_dimension=64), embedder=HashEmbedder(64)
+            MemoryConfig(db_path=path, vector_dimension=64, read_only=read_only),
+            embedder=HashEmbedder(64),
         )
-    config = MemoryConfig(db_path=path, embedder_backend=EmbedderBackend(embedder))
+    config = MemoryConfig(
+        db_path=path, embedder_backend=EmbedderBackend(embedder), read_only=read_only
+    )
     return HierarchicalMemory.create_sync(config)
 
 
 @contextmanager
-def _opened(args: argparse.Namespace, *, create: bool = False) -> Iterator[HierarchicalMemory]:
-    hm = open_memory(args.db, args.embedder, create=create)
+def _opened(
+    args: argparse.Namespace, *, create: bool = False, read_only: bool = False
+) -> Iterator[HierarchicalMemory]:
+    hm = open_memory(args.db, args.embedder, create=create, read_only=read_only)
     try:
         yield hm
     finally:
@@ -134,7 +140,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         user_id=args.user, session_id=args.session, agent_id=args.agent, categories=categories,
         include_superseded=args.all_versions, limit=args.limit,
     )  # fmt: skip
-    with _opened(args) as hm:
+    with _opened(args, read_only=True) as hm:
         memories = hm.sync.query(f)
     if args.json:
         _dump([m.to_dict() for m in memories])
@@ -146,7 +152,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    with _opened(args) as hm:
+    with _opened(args, read_only=True) as hm:
         results: list[SearchResult] = hm.sync.search(
             args.query, args.user, args.session, args.agent, top_k=args.top_k, mode=args.mode,
             include_superseded=args.all_versions,
@@ -166,16 +172,18 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _require(hm: HierarchicalMemory, memory_id: str) -> Memory:
-    memory = hm.sync.get(memory_id)
+def _require(hm: HierarchicalMemory, memory_id: str, user: str | None = None) -> Memory:
+    """The memory, looked up for its owner: with ``--user`` another user's memory is refused.
+    Every later call passes the owner (``memory.user_id``), so no command crosses users."""
+    memory = hm.sync.get(memory_id, user_id=user)
     if memory is None:
         raise CliError(f"no memory with id {memory_id!r}", 2)
     return memory
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    with _opened(args) as hm:
-        memory = _require(hm, args.id)
+    with _opened(args, read_only=True) as hm:
+        memory = _require(hm, args.id, getattr(args, "user", None))
     if args.json:
         _dump(memory.to_dict())
     else:
@@ -184,9 +192,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    with _opened(args) as hm:
-        _require(hm, args.id)
-        chain = hm.sync.get_history(args.id)
+    with _opened(args, read_only=True) as hm:
+        owner = _require(hm, args.id, getattr(args, "user", None)).user_id
+        chain = hm.sync.get_history(args.id, user_id=owner)
     if args.json:
         _dump([m.to_dict() for m in chain])
     else:
@@ -195,7 +203,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    with _opened(args) as hm:
+    with _opened(args, read_only=True) as hm:
         stats = hm.sync.stats(args.user)
     stats["db_path"] = str(Path(args.db))
     if args.json:
@@ -215,7 +223,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from headroom.memory.ports import MemoryFilter
 
-    with _opened(args) as hm:
+    with _opened(args, read_only=True) as hm:
         memories = hm.sync.query(MemoryFilter(user_id=args.user, include_superseded=True))
     if args.output == "-":
         _write_lines(sys.stdout, memories)
@@ -274,9 +282,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     with _opened(args) as hm:
-        _require(hm, args.id)
-        count = len(hm.sync.get_history(args.id)) if args.history else 1
-        hm.sync.delete(args.id, user_id=args.user, include_history=args.history)
+        owner = _require(hm, args.id, args.user).user_id
+        count = len(hm.sync.get_history(args.id, user_id=owner)) if args.history else 1
+        hm.sync.delete(args.id, user_id=owner, include_history=args.history)
     print(f"deleted {count} version{'s' if count != 1 else ''} of {args.id}")
     return 0
 

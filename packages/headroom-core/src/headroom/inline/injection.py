@@ -28,6 +28,7 @@ __all__ = [
     "last_user_text",
     "prepare_messages",
     "render_memory_context",
+    "render_memory_context_refs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -78,27 +79,67 @@ def render_memory_context(
 ) -> str | None:
     """Render ``memories`` as one ``<headroom_context>`` block, or ``None`` if there is nothing.
 
-    Memories are taken in the given order while the whole block stays within ``token_budget``
-    (estimated with :func:`estimate_tokens`); the first one that does not fit ends the list.
+    See :func:`render_memory_context_refs` for how the token budget is applied.
+    """
+    return render_memory_context_refs(memories, token_budget=token_budget)[0]
+
+
+def render_memory_context_refs(
+    memories: Sequence[InjectedMemory], *, token_budget: int = 600
+) -> tuple[str | None, list[str]]:
+    """The rendered block and the refs of the memories actually shown in it.
+
+    Memories that fit whole are taken in the given (rank) order while the whole block stays within
+    ``token_budget`` (estimated with :func:`estimate_tokens`); one that does not fit is skipped and
+    the following ones are still tried, so one long memory never suppresses the others. Then the
+    skipped ones, in order, are shown shortened (content cut, ended with "…") in the room left, if
+    at least ``MIN_TRUNCATED_CHARS`` characters of room are left. The block lists the chosen
+    memories in the given order. Only the returned refs may be cited back by the model.
     """
     opening = f"{_CONTEXT_OPEN}\n{CONTEXT_HEADER}\n"
     size = len(opening) + len(_CONTEXT_CLOSE)
-    lines: list[str] = []
-    for memory in memories:
-        line = (
-            f"- [{_label(memory.ref)}] ({_label(memory.category)}, {_label(memory.scope)}) "
-            f"{_quote(memory.content)}\n"
-        )
-        if -(-(size + len(line)) // 4) > token_budget:
-            logger.debug(
-                "memory token budget %d reached after %d memories", token_budget, len(lines)
-            )
-            break
-        size += len(line)
-        lines.append(line)
-    if not lines:
+    limit = 4 * max(0, token_budget)  # estimate_tokens(text) <= budget  <=>  len(text) <= 4*budget
+    heads = [f"- [{_label(m.ref)}] ({_label(m.category)}, {_label(m.scope)}) " for m in memories]
+    chosen: dict[int, str] = {}
+    skipped: list[int] = []
+    for i, memory in enumerate(memories):
+        line = f"{heads[i]}{_quote(memory.content)}\n"
+        if size + len(line) <= limit:
+            chosen[i] = line
+            size += len(line)
+        else:
+            skipped.append(i)
+    for i in skipped:
+        short = _shortened(heads[i], memories[i].content, limit - size - len(heads[i]) - 1)
+        if short is None:
+            logger.debug("memory %s does not fit the token budget; skipped", memories[i].ref)
+            continue
+        chosen[i] = short
+        size += len(short)
+    if not chosen:
+        return None, []
+    order = sorted(chosen)
+    body = "".join(chosen[i] for i in order)
+    return opening + body + _CONTEXT_CLOSE, [memories[i].ref for i in order]
+
+
+MIN_TRUNCATED_CHARS = 80
+
+
+def _shortened(head: str, content: str, room: int) -> str | None:
+    """``head`` + the longest quoted prefix of ``content`` (ended with "…") within ``room``."""
+    if room < MIN_TRUNCATED_CHARS:
         return None
-    return opening + "".join(lines) + _CONTEXT_CLOSE
+    low, high = 0, len(content)  # the quoted form grows with the prefix: binary search
+    while low < high:
+        mid = (low + high + 1) // 2
+        if len(_quote(content[:mid].rstrip() + "…")) <= room:
+            low = mid
+        else:
+            high = mid - 1
+    if low < MIN_TRUNCATED_CHARS // 2:
+        return None
+    return f"{head}{_quote(content[:low].rstrip() + '…')}\n"
 
 
 def _label(value: object) -> str:

@@ -31,10 +31,11 @@ from headroom.inline.injection import (
     InjectedMemory,
     last_user_text,
     prepare_messages,
-    render_memory_context,
+    render_memory_context_refs,
 )
 from headroom.memory.core import HierarchicalMemory
 from headroom.memory.models import Memory, MemoryCategory, ScopeLevel, SearchResult
+from headroom.memory.validation import clean_text
 
 __all__ = ["InlineMemory", "PreparedRequest"]
 
@@ -68,23 +69,31 @@ class InlineMemory:
         default_importance: float = 0.7,
         instruction: str | None = EXTRACTION_INSTRUCTION,
     ) -> None:
-        from headroom.memory.validation import check_id, check_optional_id
+        from headroom.memory.validation import (
+            MAX_TOP_K,
+            check_id,
+            check_importance,
+            check_int,
+            check_number,
+            check_optional_id,
+        )
 
         self.memory = memory
         self.user_id = check_id(user_id, "user_id")
         self.explicit_session_id = check_optional_id(session_id, "session_id")
         self.session_id = self.explicit_session_id or f"auto-{uuid.uuid4().hex[:12]}"
         self.agent_id = check_optional_id(agent_id, "agent_id")
-        self.top_k = top_k
-        self.token_budget = token_budget
-        self.min_similarity = min_similarity
-        self.dedup_threshold = dedup_threshold
-        self.default_importance = default_importance
+        self.top_k = check_int(top_k, "top_k", low=1, high=MAX_TOP_K)
+        self.token_budget = check_int(token_budget, "token_budget", low=0, high=10_000_000)
+        self.min_similarity = check_number(min_similarity, "min_similarity")
+        self.dedup_threshold = check_number(dedup_threshold, "dedup_threshold")
+        self.default_importance = check_importance(default_importance, "default_importance")
         self.instruction = instruction
 
     # -- injection -------------------------------------------------------------------------------
 
     def _search_args(self, query: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        query = clean_text(query)  # user text: lone surrogates become U+FFFD, never an error
         return (query, self.user_id, self.session_id, self.agent_id), {
             "top_k": self.top_k, "min_similarity": self.min_similarity,
         }  # fmt: skip
@@ -94,7 +103,7 @@ class InlineMemory:
     ) -> PreparedRequest:
         injected = [h.memory for h in hits]
         refs = {f"m{i}": m.id for i, m in enumerate(injected, start=1)}
-        rendered = render_memory_context(
+        rendered, shown_refs = render_memory_context_refs(
             [
                 InjectedMemory(
                     ref=ref,
@@ -107,8 +116,8 @@ class InlineMemory:
             ],
             token_budget=self.token_budget,
         )
-        # Only memories that fit the token budget were shown; only their refs can be cited.
-        shown = {ref: mid for ref, mid in refs.items() if rendered and f"[{ref}]" in rendered}
+        # Only memories actually rendered (within the token budget) can be cited back.
+        shown = {ref: refs[ref] for ref in shown_refs}
         return PreparedRequest(
             messages=prepare_messages(messages, context=rendered, instruction=self.instruction),
             refs=shown,

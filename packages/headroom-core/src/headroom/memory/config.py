@@ -117,9 +117,18 @@ class MemoryConfig:
     recency_half_life_days: float | None = None
 
     busy_timeout_ms: int = 10_000
+    read_only: bool = False
+    """Open without writing anything (also on a read-only filesystem); writes raise ReadOnlyError."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from .errors import ValidationError
+        from .validation import check_config_fields
+
+        try:  # types and ranges, each message naming the field
+            check_config_fields(self)
+        except ValidationError as exc:
+            raise ConfigurationError(str(exc)) from None
         self.db_path = Path(self.db_path)
         try:
             self.store_backend = StoreBackend(self.store_backend)

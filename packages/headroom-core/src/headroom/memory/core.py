@@ -23,6 +23,14 @@ from .errors import ClosedError
 from .models import Memory, MemoryCategory, ScopeLevel, SearchResult
 from .ports import Embedder, MemoryFilter, search_filter
 from .sync import SyncHierarchicalMemory
+from .validation import (
+    ADD_KWARGS,
+    SEARCH_FILTER_KWARGS,
+    check_filter,
+    check_kwargs,
+    check_optional_id,
+    check_search_args,
+)
 
 __all__ = ["HierarchicalMemory", "SyncHierarchicalMemory"]
 
@@ -232,24 +240,27 @@ class HierarchicalMemory:
 
     async def remember(self, content: str, user_id: str, **kwargs: Any) -> Memory:
         """Shorthand for :meth:`add`."""
+        check_kwargs(kwargs, ADD_KWARGS, "remember")
         return await self.add(content, user_id, **kwargs)
 
     # -- reads -----------------------------------------------------------------------------------
 
     async def get(self, memory_id: str, *, user_id: str | None = None) -> Memory | None:
         """The memory, or None. With ``user_id``, another user's memory raises AccessDeniedError."""
-        return await self._call(self._engine.get, memory_id, user_id)
+        return await self._call(self._engine.get, memory_id, check_optional_id(user_id, "user_id"))
 
     async def get_history(self, memory_id: str, *, user_id: str | None = None) -> list[Memory]:
         """The supersession chain containing the memory, oldest first."""
-        return await self._call(self._engine.history, memory_id, user_id)
+        return await self._call(
+            self._engine.history, memory_id, check_optional_id(user_id, "user_id")
+        )
 
     async def query(self, filter: MemoryFilter | None = None) -> list[Memory]:
         """Memories matching the filter (current versions only unless include_superseded)."""
-        return await self._call(self._engine.query, filter or MemoryFilter())
+        return await self._call(self._engine.query, check_filter(filter))
 
     async def count(self, filter: MemoryFilter | None = None) -> int:
-        return await self._call(self._engine.count, filter or MemoryFilter())
+        return await self._call(self._engine.count, check_filter(filter))
 
     async def search(
         self,
@@ -274,15 +285,16 @@ class HierarchicalMemory:
         ``mode``: "hybrid" (default: bm25 + dense fused, see :mod:`headroom.memory.ranking`),
         "semantic" or "text". ``min_similarity`` bounds the cosine similarity of the results.
         """
+        mode = mode or self.config.search_mode
+        check_search_args(query, top_k, min_similarity, mode)
         f = search_filter(
             user_id, session_id, agent_id, turn_id, categories=categories,
             min_importance=min_importance, include_superseded=include_superseded,
             valid_at=valid_at, metadata=metadata, entity_refs=entity_refs,
         )  # fmt: skip
         return await self._call(
-            self._engine.search, query, f, top_k=top_k, min_similarity=min_similarity,
-            mode=mode or self.config.search_mode,
-        )  # fmt: skip
+            self._engine.search, query, f, top_k=top_k, min_similarity=min_similarity, mode=mode
+        )
 
     async def text_search(
         self,
@@ -296,6 +308,7 @@ class HierarchicalMemory:
         **filters: Any,
     ) -> list[SearchResult]:
         """Full-text (FTS5 bm25) search; any user string is safe."""
+        check_kwargs(filters, SEARCH_FILTER_KWARGS, "text_search")
         return await self.search(
             query, user_id, session_id, agent_id, turn_id, top_k=top_k, mode="text", **filters
         )
@@ -304,6 +317,8 @@ class HierarchicalMemory:
         self, query: str, user_id: str, *, top_k: int = 5, **kwargs: Any
     ) -> list[Memory]:
         """The memories most relevant to ``query`` (search, returning memories only)."""
+        check_kwargs(kwargs, ("session_id", "agent_id", "turn_id", "min_similarity", "mode",
+                              *SEARCH_FILTER_KWARGS), "recall")  # fmt: skip
         return [r.memory for r in await self.search(query, user_id, top_k=top_k, **kwargs)]
 
     async def stats(self, user_id: str | None = None) -> dict[str, Any]:

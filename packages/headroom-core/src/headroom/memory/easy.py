@@ -17,9 +17,11 @@ from typing import Any
 
 from .config import MemoryConfig
 from .core import HierarchicalMemory
+from .errors import ValidationError
 from .models import Memory as MemoryRecord
 from .models import MemoryCategory, ScopeLevel, SearchResult
 from .ports import Embedder, MemoryFilter
+from .validation import check_content, check_id, check_metadata, check_number
 
 __all__ = ["Memory"]
 
@@ -36,13 +38,19 @@ class Memory:
         embedder: Embedder | None = None,
         dedup_threshold: float = 0.95,
     ) -> None:
+        if config is not None and not isinstance(config, MemoryConfig):
+            raise ValidationError(f"config must be a MemoryConfig, got {type(config).__name__}")
+        if memory is not None and not isinstance(memory, HierarchicalMemory):
+            raise ValidationError(
+                f"memory must be a HierarchicalMemory, got {type(memory).__name__}"
+            )
         base = config or MemoryConfig()
         self._config = base.with_overrides(db_path=db_path) if db_path is not None else base
         self._embedder = embedder
         self._memory = memory
         self._owns_memory = memory is None
         self._lock: asyncio.Lock | None = None
-        self.dedup_threshold = dedup_threshold
+        self.dedup_threshold = check_number(dedup_threshold, "dedup_threshold")
 
     async def _hm(self) -> HierarchicalMemory:
         if self._memory is None:
@@ -73,8 +81,10 @@ class Memory:
         entity_refs: Sequence[str] | None = None,
     ) -> MemoryRecord:
         """Save a fact about ``user_id`` (USER scope; session/agent kept as provenance)."""
+        check_content(content)
+        check_id(user_id, "user_id")
+        meta = check_metadata(metadata)
         hm = await self._hm()
-        meta = dict(metadata or {})
         if agent_id is not None:
             meta.setdefault("agents", [agent_id])
         existing = await self._duplicate_of(hm, content, user_id)
@@ -118,8 +128,11 @@ class Memory:
     async def get_all(
         self, *, user_id: str, include_superseded: bool = False
     ) -> list[MemoryRecord]:
+        f = MemoryFilter(
+            user_id=check_id(user_id, "user_id"), include_superseded=include_superseded
+        )
         hm = await self._hm()
-        return await hm.query(MemoryFilter(user_id=user_id, include_superseded=include_superseded))
+        return await hm.query(f)
 
     async def delete(self, memory_id: str, *, user_id: str | None = None) -> bool:
         hm = await self._hm()

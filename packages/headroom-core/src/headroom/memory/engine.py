@@ -29,12 +29,14 @@ from .ports import (
     VectorIndex,
 )
 from .validation import (
+    check_bool,
     check_content,
     check_entity_refs,
     check_id,
     check_importance,
     check_metadata,
     check_optional_id,
+    check_record,
     check_timestamp,
     derive_scope,
 )
@@ -77,11 +79,15 @@ class MemoryEngine(EngineReads):
     def open(self) -> None:
         self.store.open(embedder_model=self.embedder.model_name, dimension=self.embedder.dimension)
         if self.vector_index is not None:
+            bind = getattr(self.vector_index, "bind", None)
+            database_id = getattr(self.store, "database_id", "")
+            if bind is not None and database_id:
+                bind(database_id)  # an index file copied from another database is rebuilt
             self._load_or_rebuild_index()
 
     def close(self) -> None:
         try:
-            if self.vector_index is not None and self._index_seq >= 0:
+            if self.vector_index is not None and self._index_seq >= 0 and not self.config.read_only:
                 self.sync_index()
                 if self._index_seq != self._saved_seq:  # nothing to write after a read-only session
                     self.vector_index.save(self._index_seq)
@@ -114,8 +120,10 @@ class MemoryEngine(EngineReads):
         self.vector_index.clear()
         if pks:
             self.vector_index.upsert(pks, vectors)
-        self._index_seq = self._saved_seq = seq
-        self.vector_index.save(seq)
+        self._index_seq = seq
+        if not self.config.read_only:
+            self.vector_index.save(seq)
+            self._saved_seq = seq
         logger.info("rebuilt vector index: %d vectors at seq %d", len(pks), seq)
         return len(pks)
 
@@ -206,7 +214,7 @@ class MemoryEngine(EngineReads):
         Ids already stored (or repeated in ``memories``) are skipped; content is re-embedded with
         this memory's embedder. Returns how many records were inserted.
         """
-        if isinstance(memories, Memory) or not isinstance(memories, Sequence):
+        if isinstance(memories, Memory | str) or not isinstance(memories, Sequence):
             raise ValidationError("import_memories expects a list of Memory records")
         fresh: list[Memory] = []
         seen: set[str] = set()
@@ -214,16 +222,28 @@ class MemoryEngine(EngineReads):
             if not isinstance(memory, Memory):
                 raise ValidationError(f"import item {i} is not a Memory")
             try:
-                check_id(memory.id, "id")
-                check_id(memory.user_id, "user_id")
-                check_content(memory.content)
-                check_importance(memory.importance)
+                check_record(memory)
             except ValidationError as exc:
-                raise ValidationError(f"import item {i}: {exc}") from exc
+                raise ValidationError(f"import item {i} (id {memory.id!r}): {exc}") from exc
             if memory.id in seen or self.store.get(memory.id) is not None:
                 continue
             seen.add(memory.id)
             fresh.append(memory.copy())
+        owners = {m.id: m.user_id for m in fresh}
+        for memory in fresh:
+            for link in ("supersedes", "superseded_by"):
+                target = getattr(memory, link)
+                if target is None:
+                    continue
+                owner = owners.get(target)
+                if owner is None:
+                    stored = self.store.get(target)
+                    owner = stored.user_id if stored is not None else None
+                if owner is not None and owner != memory.user_id:
+                    raise ValidationError(
+                        f"import record {memory.id!r}: {link} {target!r} belongs to another "
+                        "user; supersession links never cross users (nothing was imported)"
+                    )
         if not fresh:
             return 0
         vectors = self._embed([m.content for m in fresh])
@@ -253,6 +273,7 @@ class MemoryEngine(EngineReads):
 
     def get(self, memory_id: str, user_id: str | None = None) -> Memory | None:
         check_id(memory_id, "memory_id")
+        check_optional_id(user_id, "user_id")
         memory = None
         if self.cache is not None:
             self._check_cache()
@@ -311,7 +332,10 @@ class MemoryEngine(EngineReads):
         memory = self.get(memory_id, user_id)
         if memory is None:
             return False
-        ids = [m.id for m in self.history(memory_id)] if include_history else [memory_id]
+        check_bool(include_history, "include_history")
+        ids = [memory_id]
+        if include_history:  # the chain of the memory's owner only
+            ids = [m.id for m in self.history(memory_id) if m.user_id == memory.user_id]
         deleted = self.store.delete(ids)
         self.sync_index()
         self._after_write()
@@ -371,7 +395,7 @@ class MemoryEngine(EngineReads):
         cur = start
         while cur.supersedes and cur.supersedes not in seen:
             prev = self.store.get(cur.supersedes)
-            if prev is None:
+            if prev is None or prev.user_id != start.user_id:
                 break
             chain.insert(0, prev)
             seen.add(prev.id)
@@ -379,7 +403,7 @@ class MemoryEngine(EngineReads):
         cur = start
         while cur.superseded_by and cur.superseded_by not in seen:
             nxt = self.store.get(cur.superseded_by)
-            if nxt is None:
+            if nxt is None or nxt.user_id != start.user_id:
                 break
             chain.append(nxt)
             seen.add(nxt.id)

@@ -13,6 +13,7 @@ adapters translate third-party failures (sqlite, faiss, HTTP) with ``raise ... f
     ├── EmbeddingError              the embedder failed (model missing, HTTP error, bad output)
     │   └── DimensionMismatchError  embedder dimension differs from the index / database
     ├── StorageError                the store failed (locked, corrupt, I/O)
+    │   └── ReadOnlyError           a write to a memory opened read-only
     ├── IndexError_                 a derived index failed (it can be rebuilt from the store)
     └── ClosedError                 the memory was used after close()
 """
@@ -29,9 +30,11 @@ __all__ = [
     "IndexError_",
     "MemoryNotFoundError",
     "MissingDependencyError",
+    "ReadOnlyError",
     "StorageError",
     "SupersededError",
     "ValidationError",
+    "db_error_message",
 ]
 
 
@@ -85,9 +88,23 @@ class StorageError(HeadroomError):
     """The memory store failed."""
 
 
+class ReadOnlyError(StorageError):
+    """A write to a memory opened read-only."""
+
+
 class IndexError_(HeadroomError):
     """A derived index (vector or full-text) failed; it can be rebuilt from the store."""
 
 
 class ClosedError(HeadroomError):
     """The memory system was used after close()."""
+
+
+def db_error_message(exc: BaseException) -> str:
+    """A user-facing description of a database driver error: the driver's own message (e.g.
+    ``database is locked``) without the SQL statement, parameters or documentation links that
+    SQLAlchemy adds; callers log the full error at debug level."""
+    orig = getattr(exc, "orig", None)
+    base = orig if isinstance(orig, BaseException) else exc
+    text = str(base).split("\n[SQL:", 1)[0].split("\n(Background on this error", 1)[0].strip()
+    return f"{type(base).__name__}: {text}" if text else type(base).__name__

@@ -176,6 +176,7 @@ def create_memory_system(
         busy_timeout_ms=config.busy_timeout_ms,
         cache_size_kb=config.vector_cache_size_kb,
         on_create=hooks,
+        read_only=config.read_only,
     )
     return MemoryComponents(
         config=config,

@@ -73,6 +73,11 @@ class MemoryFilter:
     order_by: str = "created_at"
     """"created_at" (oldest first), "-created_at", "importance" or "-importance"."""
 
+    def __post_init__(self) -> None:
+        from .validation import check_filter_fields
+
+        check_filter_fields(self)
+
 
 @dataclass
 class VectorFilter:
@@ -209,7 +214,13 @@ class MemoryCache(Protocol):
 
 
 def _categories(values: Sequence[MemoryCategory | str] | None) -> list[MemoryCategory] | None:
-    return None if values is None else [MemoryCategory.parse(v) for v in values]
+    if values is None:
+        return None
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        from .errors import ValidationError
+
+        raise ValidationError(f"categories must be a list of categories, got {values!r}")
+    return [MemoryCategory.parse(v) for v in values]
 
 
 def search_filter(
@@ -235,6 +246,6 @@ def search_filter(
         min_importance=min_importance,
         include_superseded=include_superseded,
         valid_at=valid_at,
-        metadata=dict(metadata) if metadata is not None else None,
-        entity_refs=list(entity_refs) if entity_refs is not None else None,
+        metadata=metadata,  # type: ignore[arg-type]  # checked and copied by __post_init__
+        entity_refs=entity_refs,
     )

@@ -12,6 +12,16 @@ from typing import TYPE_CHECKING, Any
 from .errors import ValidationError
 from .models import Memory, MemoryCategory, SearchResult
 from .ports import MemoryFilter, search_filter
+from .validation import (
+    ADD_KWARGS,
+    SEARCH_FILTER_KWARGS,
+    SUPERSEDE_KWARGS,
+    UPDATE_KWARGS,
+    check_filter,
+    check_kwargs,
+    check_optional_id,
+    check_search_args,
+)
 
 if TYPE_CHECKING:
     from .core import HierarchicalMemory
@@ -32,6 +42,7 @@ class SyncHierarchicalMemory:
 
     def add(self, content: str, user_id: str, session_id: str | None = None, agent_id: str | None = None,
             turn_id: str | None = None, **kwargs: Any) -> Memory:  # fmt: skip
+        check_kwargs(kwargs, ADD_KWARGS, "add")
         item = dict(
             content=content,
             user_id=user_id,
@@ -50,9 +61,12 @@ class SyncHierarchicalMemory:
         return self._memory._call_sync(self._engine.import_memories, memories)
 
     def get(self, memory_id: str, *, user_id: str | None = None) -> Memory | None:
-        return self._memory._call_sync(self._engine.get, memory_id, user_id)
+        return self._memory._call_sync(
+            self._engine.get, memory_id, check_optional_id(user_id, "user_id")
+        )
 
     def update(self, memory_id: str, **kwargs: Any) -> Memory:
+        check_kwargs(kwargs, UPDATE_KWARGS, "update")
         return self._memory._call_sync(self._engine.update, memory_id, **kwargs)
 
     def delete(
@@ -63,27 +77,32 @@ class SyncHierarchicalMemory:
         )
 
     def supersede(self, old_memory_id: str, new_content: str, **kwargs: Any) -> Memory:
+        check_kwargs(kwargs, SUPERSEDE_KWARGS, "supersede")
         return self._memory._call_sync(self._engine.supersede, old_memory_id, new_content, **kwargs)
 
     def get_history(self, memory_id: str, *, user_id: str | None = None) -> list[Memory]:
-        return self._memory._call_sync(self._engine.history, memory_id, user_id)
+        return self._memory._call_sync(
+            self._engine.history, memory_id, check_optional_id(user_id, "user_id")
+        )
 
     def query(self, filter: MemoryFilter | None = None) -> list[Memory]:
-        return self._memory._call_sync(self._engine.query, filter or MemoryFilter())
+        return self._memory._call_sync(self._engine.query, check_filter(filter))
 
     def count(self, filter: MemoryFilter | None = None) -> int:
-        return self._memory._call_sync(self._engine.count, filter or MemoryFilter())
+        return self._memory._call_sync(self._engine.count, check_filter(filter))
 
     def search(self, query: str, user_id: str, session_id: str | None = None, agent_id: str | None = None,
                turn_id: str | None = None, *, top_k: int = 10, min_similarity: float = 0.0,
                mode: str | None = None, **filters: Any) -> list[SearchResult]:  # fmt: skip
         if "user_id" in filters:
             raise ValidationError("user_id given twice")
+        check_kwargs(filters, SEARCH_FILTER_KWARGS, "search")
+        mode = mode or self._memory.config.search_mode
+        check_search_args(query, top_k, min_similarity, mode)
         f = search_filter(user_id, session_id, agent_id, turn_id, **filters)
         return self._memory._call_sync(
-            self._engine.search, query, f, top_k=top_k, min_similarity=min_similarity,
-            mode=mode or self._memory.config.search_mode,
-        )  # fmt: skip
+            self._engine.search, query, f, top_k=top_k, min_similarity=min_similarity, mode=mode
+        )
 
     def text_search(
         self, query: str, user_id: str, *args: Any, **kwargs: Any

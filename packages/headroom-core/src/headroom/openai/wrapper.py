@@ -30,10 +30,18 @@ from headroom.inline.extraction import ExtractedMemory
 from headroom.inline.memory import InlineMemory, PreparedRequest
 from headroom.memory.config import EmbedderBackend, MemoryConfig
 from headroom.memory.core import HierarchicalMemory
-from headroom.memory.errors import ClosedError
+from headroom.memory.errors import ClosedError, ValidationError
 from headroom.memory.models import Memory, MemoryCategory, ScopeLevel, SearchResult
 from headroom.memory.ports import Embedder, MemoryFilter
-from headroom.memory.validation import check_id, check_optional_id
+from headroom.memory.validation import (
+    MAX_TOP_K,
+    check_bool,
+    check_content,
+    check_id,
+    check_int,
+    check_metadata,
+    check_optional_id,
+)
 from headroom.openai.stream import AsyncMemoryStream, MemoryStream, get_field, set_field
 
 __all__ = ["MemoryWrapper", "WrapperMemoryAPI", "strip_response", "with_memory"]
@@ -70,6 +78,8 @@ def with_memory(
     share an open :class:`HierarchicalMemory` (the wrapper then never closes it) and ``embedder=``
     to use a custom embedder instance.
     """
+    if config is not None and not isinstance(config, MemoryConfig):
+        raise ValidationError(f"config must be a MemoryConfig, got {type(config).__name__}")
     base = config if config is not None else MemoryConfig()
     overrides: dict[str, Any] = {}
     if db_path is not _UNSET and db_path is not None:
@@ -138,13 +148,26 @@ class MemoryWrapper:
         memory: HierarchicalMemory | None = None,
         embedder: Embedder | None = None,
     ) -> None:
-        create = client.chat.completions.create  # fails early for clients without chat completions
+        create = getattr(
+            getattr(getattr(client, "chat", None), "completions", None), "create", None
+        )
+        if not callable(create):
+            raise ValidationError(
+                f"client must be an OpenAI-compatible client with chat.completions.create, "
+                f"got {type(client).__name__}"
+            )
         self._client = client
         self.user_id = check_id(user_id, "user_id")
         self.session_id = check_optional_id(session_id, "session_id")
         self.agent_id = check_optional_id(agent_id, "agent_id")
-        self.top_k = top_k
-        self.token_budget = token_budget
+        self.top_k = check_int(top_k, "top_k", low=1, high=MAX_TOP_K)
+        self.token_budget = check_int(token_budget, "token_budget", low=0, high=10_000_000)
+        if config is not None and not isinstance(config, MemoryConfig):
+            raise ValidationError(f"config must be a MemoryConfig, got {type(config).__name__}")
+        if memory is not None and not isinstance(memory, HierarchicalMemory):
+            raise ValidationError(
+                f"memory must be a HierarchicalMemory, got {type(memory).__name__}"
+            )
         self.config = config if config is not None else MemoryConfig()
         self._embedder = embedder
         self._memory = memory
@@ -367,10 +390,12 @@ class WrapperMemoryAPI:
     ) -> Memory:
         """Store a memory for this user (USER scope unless ``scope`` says otherwise)."""
         w = self._wrapper
+        check_content(content)
+        meta = {"source": "manual", **check_metadata(metadata)}
         inline = w.inline()
         return inline.memory.sync.add(
             content, w.user_id, inline.session_id, w.agent_id, category=MemoryCategory.parse(category),
-            importance=importance, metadata={"source": "manual", **(metadata or {})}, scope=scope,
+            importance=importance, metadata=meta, scope=scope,
         )  # fmt: skip
 
     def get(self, memory_id: str) -> Memory | None:
@@ -378,7 +403,10 @@ class WrapperMemoryAPI:
 
     def get_all(self, *, include_superseded: bool = False) -> list[Memory]:
         """All of this user's memories (current versions unless ``include_superseded``)."""
-        f = MemoryFilter(user_id=self.user_id, include_superseded=include_superseded)
+        f = MemoryFilter(
+            user_id=self.user_id,
+            include_superseded=check_bool(include_superseded, "include_superseded"),
+        )
         return self.hierarchical.sync.query(f)
 
     def delete(self, memory_id: str) -> bool:

@@ -20,6 +20,7 @@ Cost follows the user's data, not the store's:
 
 from __future__ import annotations
 
+import logging
 import re
 
 from sqlalchemy import column, literal_column, select, table, text
@@ -34,6 +35,7 @@ from headroom.memory.ports import MemoryFilter
 
 __all__ = ["FTS5TextIndex", "fts5_query", "owner_token", "query_words"]
 
+_log = logging.getLogger(__name__)
 FTS_TABLE = "memory_fts"
 _SRC_VIEW = "memory_fts_src"
 _OWNER_SQL = "'u' || hex({0}.user_id) || '0'"
@@ -112,26 +114,35 @@ def _or(words: list[str]) -> str:
 
 
 def create_fts_schema(conn: Connection) -> None:
-    """DDL hook for :class:`SQLModelMemoryStore` (runs inside its schema transaction).
+    """DDL hook for :class:`SQLModelMemoryStore` (runs inside its schema transaction on every open).
 
     A database indexed by an older layout (no ``owner`` column) is migrated: the FTS table and
-    its triggers are recreated and rebuilt from the store.
+    its triggers are recreated. A missing FTS table (dropped, or a database from elsewhere) is
+    created and rebuilt from the store; so is one whose document count disagrees with the store
+    (rows written while its triggers were missing). Both checks are cheap counts, not a full
+    integrity check.
     """
     row = conn.exec_driver_sql(
-        "SELECT sql FROM sqlite_master WHERE name = ?", (FTS_TABLE,)
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (FTS_TABLE,)
     ).fetchone()
-    existed = row is not None and "owner" in str(row[0])
-    if row is not None and not existed:
+    current = row is not None and "owner" in str(row[0])
+    if row is not None and not current:
         for obj in _OLD_OBJECTS:
             conn.exec_driver_sql(f"DROP {obj}")
     for statement in _DDL:
         conn.exec_driver_sql(statement)
-    if not existed:
+    if not current:
         conn.exec_driver_sql(
             f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('rank', 'bm25(1.0, 0.0)')"
         )
-        if row is not None:
-            conn.exec_driver_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
+    rows = conn.exec_driver_sql("SELECT count(*) FROM memories").scalar_one()
+    indexed = conn.exec_driver_sql(f"SELECT count(*) FROM {FTS_TABLE}_docsize").scalar_one()
+    if rows and (not current or indexed != rows):
+        _log.warning(
+            "full-text index %s (%d of %d rows); rebuilding it from the store",
+            "was missing or in an old layout" if not current else "is out of step", indexed, rows,
+        )  # fmt: skip
+        conn.exec_driver_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
 
 
 def _varint(data: bytes) -> int:

@@ -13,6 +13,8 @@ import contextlib
 import functools
 import logging
 import sqlite3
+import urllib.parse
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -38,7 +40,9 @@ from headroom.memory.errors import (
     ConfigurationError,
     DimensionMismatchError,
     MemoryNotFoundError,
+    ReadOnlyError,
     StorageError,
+    db_error_message,
 )
 from headroom.memory.models import Memory, ScopeLevel
 from headroom.memory.ports import FloatArray, MemoryFilter, StoreChanges
@@ -72,7 +76,10 @@ def _translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except (OperationalError, DatabaseError, sqlite3.Error) as exc:
-            raise StorageError(f"memory store error in {fn.__name__}: {exc}") from exc
+            logger.debug("memory store error in %s", fn.__name__, exc_info=True)  # with the SQL
+            raise StorageError(
+                f"memory store error in {fn.__name__}: {db_error_message(exc)}"
+            ) from exc
 
     return wrapper
 
@@ -88,7 +95,9 @@ class SQLModelMemoryStore:
         cache_size_kb: int = 65_536,
         search_text: Callable[[Memory], str] = default_search_text,
         on_create: Sequence[Callable[[Connection], None]] = (),
+        read_only: bool = False,
     ) -> None:
+        self.read_only = read_only
         self.db_path = Path(db_path)
         self._busy_timeout_ms = busy_timeout_ms
         self._cache_size_kb = cache_size_kb
@@ -96,6 +105,8 @@ class SQLModelMemoryStore:
         self._on_create = list(on_create)
         self._dimension = 0
         self._engine: Engine | None = None
+        self.database_id = ""
+        """A random id stored in the database; derived index files record it (see open())."""
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -109,27 +120,15 @@ class SQLModelMemoryStore:
     def open(self, *, embedder_model: str, dimension: int) -> None:
         if self.db_path.parent and not self.db_path.parent.exists():
             raise ConfigurationError(f"directory of db_path does not exist: {self.db_path.parent}")
-        engine = create_engine(
-            f"sqlite:///{self.db_path}",
-            connect_args={"check_same_thread": False, "timeout": self._busy_timeout_ms / 1000},
-        )
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-            cur = dbapi_conn.cursor()
-            cur.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute(f"PRAGMA cache_size=-{int(self._cache_size_kb)}")
-            cur.execute("PRAGMA temp_store=MEMORY")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("headroom_write") else "BEGIN")
-
+        if self.db_path.is_file() and self.db_path.stat().st_size == 0:
+            logger.warning(
+                "%s is an empty (0-byte) file: it is opened as a new, empty memory database",
+                self.db_path,
+            )
+        if self.read_only:
+            self._open_read_only(embedder_model, dimension)
+            return
+        engine = self._create_engine(f"sqlite:///{self.db_path}")
         self._engine = engine
         self._dimension = dimension
         with self._write() as conn:
@@ -145,9 +144,69 @@ class SQLModelMemoryStore:
                         {"key": "seq", "value": "0"},
                         {"key": "embedder_model", "value": embedder_model},
                         {"key": "dimension", "value": str(dimension)},
+                        {"key": "database_id", "value": uuid.uuid4().hex},
                     ],
                 )
+                self.database_id = self._read_database_id(conn)
                 return
+            if "database_id" not in meta:  # databases created before the id existed
+                conn.execute(insert(M), [{"key": "database_id", "value": uuid.uuid4().hex}])
+            self.database_id = self._read_database_id(conn)
+        self._check_meta(meta, embedder_model, dimension)
+
+    def _create_engine(self, url: str) -> Engine:
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": self._busy_timeout_ms / 1000}
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            if not self.read_only:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA cache_size=-{int(self._cache_size_kb)}")
+            cur.execute("PRAGMA temp_store=MEMORY")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("headroom_write") else "BEGIN")
+
+        return engine
+
+    def _open_read_only(self, embedder_model: str, dimension: int) -> None:
+        """Open without writing anything (``mode=ro``); on a read-only filesystem, where SQLite
+        cannot create the WAL index, fall back to ``immutable=1``. Writes raise ReadOnlyError."""
+        if not self.db_path.is_file():
+            raise StorageError(f"no memory database at {str(self.db_path)!r} to open read-only")
+        uri = "file:" + urllib.parse.quote(str(self.db_path.resolve()))
+        meta: dict[str, str] = {}
+        for options in ("mode=ro", "mode=ro&immutable=1"):
+            self._engine = self._create_engine(f"sqlite:///{uri}?{options}&uri=true")
+            try:
+                with self._read() as conn:
+                    names = set(conn.exec_driver_sql(
+                        "SELECT name FROM sqlite_master WHERE type = 'table'").scalars())  # fmt: skip
+                    if "headroom_meta" in names:
+                        meta = {row.key: row.value for row in conn.execute(select(M))}
+                break
+            except OperationalError:
+                self.close()
+                if "immutable" in options:
+                    raise
+                logger.info("%s: read-only open failed; retrying as immutable", self.db_path)
+        if not meta:
+            self.close()
+            raise StorageError(f"{str(self.db_path)!r} is not a headroom memory database")
+        self._dimension = dimension
+        self._check_meta(meta, embedder_model, dimension)
+        self.database_id = meta.get("database_id", "")
+
+    def _check_meta(self, meta: dict[str, str], embedder_model: str, dimension: int) -> None:
         stored_dim = int(meta.get("dimension", dimension))
         stored_model = meta.get("embedder_model", embedder_model)
         if stored_dim != dimension:
@@ -162,6 +221,10 @@ class SQLModelMemoryStore:
                 f"embedder is {embedder_model!r}; vectors of different models are not comparable"
             )
 
+    @staticmethod
+    def _read_database_id(conn: Connection) -> str:
+        return str(conn.execute(select(M.c.value).where(M.c.key == "database_id")).scalar_one())
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
@@ -171,6 +234,11 @@ class SQLModelMemoryStore:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
+        if self.read_only:
+            raise ReadOnlyError(
+                f"the memory database {str(self.db_path)!r} was opened read-only "
+                "(MemoryConfig(read_only=True)); open it without read_only to change it"
+            )
         with self.engine.connect() as conn:
             conn.info["headroom_write"] = True
             try:
@@ -222,7 +290,7 @@ class SQLModelMemoryStore:
                     rows,
                 )
             except IntegrityError as exc:
-                raise StorageError(f"duplicate memory id: {exc.orig}") from exc
+                raise StorageError(f"duplicate memory id: {db_error_message(exc)}") from exc
             return [int(r[0]) for r in result]
 
     @_translate_errors

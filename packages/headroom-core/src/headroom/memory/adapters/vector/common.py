@@ -118,6 +118,8 @@ class IndexFileMeta:
     dimension: int
     count: int
     kind: str
+    database_id: str = ""
+    """The id of the database the index was built from (see ``SQLModelMemoryStore``)."""
 
 
 def sidecar_path(path: Path) -> Path:
@@ -165,6 +167,7 @@ def write_index_file(
             "dimension": meta.dimension,
             "count": meta.count,
             "kind": meta.kind,
+            "database_id": meta.database_id,
             "checksum": _blake2b_file(path),
         }
         data = json.dumps(payload, indent=2).encode()
@@ -174,7 +177,7 @@ def write_index_file(
 
 
 def read_index_file(
-    path: Path, *, engine: str, dimension: int, names: Sequence[str]
+    path: Path, *, engine: str, dimension: int, names: Sequence[str], database_id: str = ""
 ) -> tuple[IndexFileMeta, dict[str, npt.NDArray[Any]]] | None:
     """The sidecar and arrays of a valid persisted index, or None (logged) when it is unusable."""
     side = sidecar_path(path)
@@ -189,6 +192,7 @@ def read_index_file(
             dimension=int(info["dimension"]),
             count=int(info["count"]),
             kind=str(info["kind"]),
+            database_id=str(info.get("database_id") or ""),
         )
         version, checksum = int(info["format_version"]), str(info["checksum"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -198,6 +202,12 @@ def read_index_file(
         logger.info(
             "vector index %s has format %s/%s, expected %s/%s; rebuilding",
             path, meta.engine, version, engine, FORMAT_VERSION,
+        )  # fmt: skip
+        return None
+    if database_id and meta.database_id != database_id:
+        logger.warning(
+            "vector index %s was built from another database (id %r, expected %r); rebuilding",
+            path, meta.database_id or None, database_id,
         )  # fmt: skip
         return None
     if meta.dimension != dimension:

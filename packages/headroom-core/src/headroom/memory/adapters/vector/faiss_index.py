@@ -79,6 +79,7 @@ class FaissVectorIndex:
         hnsw_ef_search: int = 64,
         max_entries: int | None = None,
     ) -> None:
+        self.database_id = ""
         try:
             import faiss
         except ImportError as exc:
@@ -379,6 +380,10 @@ class FaissVectorIndex:
 
     # -- persistence -------------------------------------------------------------------------
 
+    def bind(self, database_id: str) -> None:
+        """Record the database this index belongs to: saved with it, checked on load."""
+        self.database_id = database_id
+
     def save(self, seq: int) -> None:
         if self._path is None:
             return
@@ -387,7 +392,9 @@ class FaissVectorIndex:
                 blob = self._faiss.serialize_index(self._index)
             except RuntimeError as exc:
                 raise IndexError_(f"faiss could not serialise the index: {exc}") from exc
-            meta = IndexFileMeta(_ENGINE, int(seq), self._dimension, len(self), self._kind)
+            meta = IndexFileMeta(
+                _ENGINE, int(seq), self._dimension, len(self), self._kind, self.database_id
+            )
             write_index_file(self._path, {"index": blob, "ids": self._ids}, meta)
 
     def load(self) -> int | None:
@@ -396,7 +403,11 @@ class FaissVectorIndex:
         with self._lock:
             self._reset(self._target_kind(0))
             found = read_index_file(
-                self._path, engine=_ENGINE, dimension=self._dimension, names=("index", "ids")
+                self._path,
+                engine=_ENGINE,
+                dimension=self._dimension,
+                names=("index", "ids"),
+                database_id=self.database_id,
             )
             if found is None:
                 return None

@@ -39,6 +39,7 @@ class NumpyVectorIndex:
     def __init__(
         self, dimension: int, *, path: Path | None = None, max_entries: int | None = None
     ) -> None:
+        self.database_id = ""
         if dimension <= 0:
             raise ConfigurationError("dimension must be positive")
         self._dimension = dimension
@@ -128,12 +129,16 @@ class NumpyVectorIndex:
             self._row_of = {}
             self._count = 0
 
+    def bind(self, database_id: str) -> None:
+        """Record the database this index belongs to: saved with it, checked on load."""
+        self.database_id = database_id
+
     def save(self, seq: int) -> None:
         if self._path is None:
             return
         with self._lock:
             n = self._count
-            meta = IndexFileMeta(_ENGINE, int(seq), self._dimension, n, "exact")
+            meta = IndexFileMeta(_ENGINE, int(seq), self._dimension, n, "exact", self.database_id)
             write_index_file(self._path, {"ids": self._ids[:n], "vectors": self._vectors[:n]}, meta)
 
     def load(self) -> int | None:
@@ -142,7 +147,11 @@ class NumpyVectorIndex:
         with self._lock:
             self.clear()
             found = read_index_file(
-                self._path, engine=_ENGINE, dimension=self._dimension, names=("ids", "vectors")
+                self._path,
+                engine=_ENGINE,
+                dimension=self._dimension,
+                names=("ids", "vectors"),
+                database_id=self.database_id,
             )
             if found is None:
                 return None
