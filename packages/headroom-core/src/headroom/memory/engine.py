@@ -72,6 +72,7 @@ class MemoryEngine(EngineReads):
         self.text_index = text_index
         self.cache = cache
         self._index_seq = -1
+        self._saved_seq = -1  # the sequence the index file on disk is consistent with
         self._cache_seq = -1
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -89,7 +90,8 @@ class MemoryEngine(EngineReads):
         try:
             if self.vector_index is not None and self._index_seq >= 0 and not self.config.read_only:
                 self.sync_index()
-                self.vector_index.save(self._index_seq)
+                if self._index_seq != self._saved_seq:  # nothing to write after a read-only session
+                    self.vector_index.save(self._index_seq)
         finally:
             self.store.close()
             if self.owns_embedder:
@@ -100,7 +102,7 @@ class MemoryEngine(EngineReads):
         saved = self.vector_index.load()
         store_seq = self.store.current_seq()
         if saved is not None and saved <= store_seq:
-            self._index_seq = saved
+            self._index_seq = self._saved_seq = saved
             self.sync_index()
             if len(self.vector_index) == self.store.vector_count():
                 return
@@ -122,6 +124,7 @@ class MemoryEngine(EngineReads):
         self._index_seq = seq
         if not self.config.read_only:
             self.vector_index.save(seq)
+            self._saved_seq = seq
         logger.info("rebuilt vector index: %d vectors at seq %d", len(pks), seq)
         return len(pks)
 
