@@ -65,8 +65,9 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def demo(session: nox.Session) -> None:
-    """The main job: memories extracted, recalled in a new process, superseded. No key, no network."""
-    session.install(TORCH)
+    """The main job: memories extracted, recalled in a new process, superseded. No key, no network.
+
+    Installs the light default path (SQLite + FAISS + ONNX embedder): no torch."""
     session.install(*CONSTRAINTS, "-e", "packages/headroom-core[memory,openai]")
     session.run("headroom", "demo", *session.posargs, env={**OFFLINE_ENV, "OMP_NUM_THREADS": "1"})
 
