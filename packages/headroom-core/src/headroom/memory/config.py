@@ -110,7 +110,9 @@ class MemoryConfig:
 
     text_backend: TextBackend = TextBackend.FTS5
 
-    embedder_backend: EmbedderBackend = EmbedderBackend.LOCAL
+    embedder_backend: EmbedderBackend = EmbedderBackend.ONNX
+    """ONNX (int8 all-MiniLM-L6-v2 on onnxruntime, no torch) is the default; LOCAL is the
+    sentence-transformers route (``headroom-core[local]``). Both write comparable vectors."""
     embedder_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     embedder_threads: int | None = 1
     """torch / onnxruntime intra-op threads. 1 is the measured sane default on small machines."""

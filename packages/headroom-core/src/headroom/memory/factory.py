@@ -35,7 +35,22 @@ class MemoryComponents:
 
 
 def create_embedder(config: MemoryConfig) -> Embedder:
-    """Build the configured embedder (no model is loaded until first use where possible)."""
+    """The configured embedder (no model is loaded until first use where possible).
+
+    The local model backends (ONNX, sentence-transformers) are shared: one instance per
+    (backend, model, threads, batch size) per process, closed when the last memory using it closes.
+    """
+    backend = config.embedder_backend
+    if backend in (EmbedderBackend.ONNX, EmbedderBackend.LOCAL):
+        from .adapters.embedders.shared import shared_embedder
+
+        key = (backend.value, config.embedder_model, config.embedder_threads,
+               config.embedder_batch_size)  # fmt: skip
+        return shared_embedder(key, lambda: _new_embedder(config))
+    return _new_embedder(config)
+
+
+def _new_embedder(config: MemoryConfig) -> Embedder:
     backend = config.embedder_backend
     if backend is EmbedderBackend.LOCAL:
         from .adapters.embedders.sentence_transformer import SentenceTransformerEmbedder
