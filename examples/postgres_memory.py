@@ -13,7 +13,17 @@ import warnings
 from headroom.memory import HierarchicalMemory, MemoryConfig, MemoryFilter, StoreBackend
 
 
+def production_config() -> MemoryConfig:
+    """What a deployment writes (the README's snippet): one URL, nothing else changes."""
+    from headroom.memory import MemoryConfig
+
+    config = MemoryConfig(db_path="postgresql://headroom:secret@db.internal:5432/headroom")
+    return config
+
+
 async def main(url: str) -> None:
+    config = production_config()
+    assert config.store_backend is StoreBackend.POSTGRES and config.database_url is not None
     memory = await HierarchicalMemory.create(MemoryConfig(db_path=url))  # the one-line switch
     try:
         assert memory.config.store_backend is StoreBackend.POSTGRES
