@@ -106,6 +106,8 @@ class PgVectorIndex:
             else:
                 self.last_plan = "hnsw"
                 conn.exec_driver_sql("SET LOCAL hnsw.iterative_scan = strict_order")
+                # the default stop (20k tuples) could end a very selective scan before k rows
+                conn.exec_driver_sql("SET LOCAL hnsw.max_scan_tuples = 2000000")
                 conn.exec_driver_sql(
                     f"SET LOCAL hnsw.ef_search = {max(int(self.ef_search), min(k, 1000))}"
                 )
