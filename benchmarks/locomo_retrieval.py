@@ -536,6 +536,7 @@ def evaluate(
     max_questions: int | None = None,
     stage_timing: bool = True,
     storage: tuple[str, bool] = ("previous", True),
+    db: str | None = None,
 ) -> dict[str, Any]:
     """Index ``samples`` into a fresh memory, ask every category 1-4 question with every method.
 
@@ -561,10 +562,13 @@ def evaluate(
 
             embedder = create_embedder(base_cfg)
         default = storage
+        if db:  # one database: only the ablations stored like the default run there
+            ablations = {n: a for n, a in ablations.items() if (a.context, a.entities) == default}
+            storages = {default}
         memories: dict[tuple[str, bool], HierarchicalMemory] = {}
         try:
             for n, storage in enumerate(sorted(storages, key=lambda s: s != default)):
-                cfg = base_cfg.with_overrides(db_path=Path(tmp) / f"locomo-{n}.db")
+                cfg = base_cfg.with_overrides(db_path=db or Path(tmp) / f"locomo-{n}.db")
                 hm = memories[storage] = HierarchicalMemory.create_sync(
                     cfg, embedder=_Unclosed(embedder)
                 )
@@ -733,7 +737,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="context stored with each turn for the main methods and leave-one-out",
     )
     parser.add_argument("--no-loo", action="store_true", help="skip leave-one-conversation-out")
-    args = parser.parse_args(argv)  # fmt: skip
+    parser.add_argument(
+        "--db", help="an empty PostgreSQL database URL (default: a temp SQLite file)"
+    )
+    args = parser.parse_args(argv)
     if not args.data.exists():
         print(f"dataset not found: {args.data}", file=sys.stderr)
         return 2
@@ -757,6 +764,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         captions=not args.no_captions,
         max_questions=100 if args.quick else None,
         storage=(args.context, True),
+        db=args.db,
     )
     if isinstance(embedder, CachedEmbedder):
         embedder.save()

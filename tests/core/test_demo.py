@@ -66,8 +66,16 @@ def test_demo_reports_an_unreachable_model_without_traceback() -> None:
 
 
 @pytest.mark.real_embedder
-def test_demo_offline_with_the_local_embedder() -> None:
+def test_demo_offline_with_the_default_onnx_embedder() -> None:
     result = run_demo()
+    assert result.returncode == 0, result.stderr
+    check_demo_output(result.stdout)
+    assert "local ONNX all-MiniLM-L6-v2 embedder" in result.stdout
+
+
+@pytest.mark.real_embedder
+def test_demo_offline_with_the_sentence_transformers_embedder() -> None:
+    result = run_demo("--embedder", "local")
     assert result.returncode == 0, result.stderr
     check_demo_output(result.stdout)
     assert "local all-MiniLM-L6-v2 embedder" in result.stdout

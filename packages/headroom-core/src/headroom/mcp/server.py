@@ -82,7 +82,7 @@ class McpOptions:
     """How ``headroom mcp`` opens the memory and decides identity (see :mod:`.identity`)."""
 
     db: str = "headroom_memory.db"
-    embedder: str = "local"
+    embedder: str = "onnx"
     user: str = "default"
     agent: str | None = None
     session: str | None = None

@@ -34,6 +34,7 @@ from .validation import (
     check_content,
     check_entity_refs,
     check_id,
+    check_import_links,
     check_importance,
     check_metadata,
     check_optional_id,
@@ -72,6 +73,7 @@ class MemoryEngine(EngineReads):
         self.text_index = text_index
         self.cache = cache
         self._index_seq = -1
+        self._saved_seq = -1  # the sequence the index file on disk is consistent with
         self._cache_seq = -1
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -89,7 +91,8 @@ class MemoryEngine(EngineReads):
         try:
             if self.vector_index is not None and self._index_seq >= 0 and not self.config.read_only:
                 self.sync_index()
-                self.vector_index.save(self._index_seq)
+                if self._index_seq != self._saved_seq:  # nothing to write after a read-only session
+                    self.vector_index.save(self._index_seq)
         finally:
             self.store.close()
             if self.owns_embedder:
@@ -100,7 +103,7 @@ class MemoryEngine(EngineReads):
         saved = self.vector_index.load()
         store_seq = self.store.current_seq()
         if saved is not None and saved <= store_seq:
-            self._index_seq = saved
+            self._index_seq = self._saved_seq = saved
             self.sync_index()
             if len(self.vector_index) == self.store.vector_count():
                 return
@@ -122,6 +125,7 @@ class MemoryEngine(EngineReads):
         self._index_seq = seq
         if not self.config.read_only:
             self.vector_index.save(seq)
+            self._saved_seq = seq
         logger.info("rebuilt vector index: %d vectors at seq %d", len(pks), seq)
         return len(pks)
 
@@ -220,6 +224,7 @@ class MemoryEngine(EngineReads):
         for i, memory in enumerate(memories):
             if not isinstance(memory, Memory):
                 raise ValidationError(f"import item {i} is not a Memory")
+            memory = memory.copy()
             try:
                 check_record(memory)
             except ValidationError as exc:
@@ -227,22 +232,8 @@ class MemoryEngine(EngineReads):
             if memory.id in seen or self.store.get(memory.id) is not None:
                 continue
             seen.add(memory.id)
-            fresh.append(memory.copy())
-        owners = {m.id: m.user_id for m in fresh}
-        for memory in fresh:
-            for link in ("supersedes", "superseded_by"):
-                target = getattr(memory, link)
-                if target is None:
-                    continue
-                owner = owners.get(target)
-                if owner is None:
-                    stored = self.store.get(target)
-                    owner = stored.user_id if stored is not None else None
-                if owner is not None and owner != memory.user_id:
-                    raise ValidationError(
-                        f"import record {memory.id!r}: {link} {target!r} belongs to another "
-                        "user; supersession links never cross users (nothing was imported)"
-                    )
+            fresh.append(memory)
+        check_import_links(fresh, self.store.get)
         if not fresh:
             return 0
         vectors = self._embed([m.content for m in fresh])

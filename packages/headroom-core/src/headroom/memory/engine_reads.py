@@ -8,10 +8,12 @@ change sequence, so writes by other processes invalidate them too.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .config import MemoryConfig
 from .errors import ValidationError
@@ -32,6 +34,11 @@ from .validation import check_id
 __all__ = ["EngineReads"]
 
 _MIN_TEXT_EVIDENCE = 1e-4
+_MAX_EMBED_QUERY_CHARS = 8192
+"""Only the start of a huge query is embedded: local models stop at 256-512 tokens anyway, and
+tokenizing 100 KB would make every other caller wait on the memory's worker."""
+_PKS_CACHE_FILTERS = 256
+_PKS_CACHE_IDS = 2_000_000  # at most ~16 MB of cached row ids
 
 
 class EngineReads:
@@ -44,6 +51,7 @@ class EngineReads:
     text_index: TextIndex | None
     cache: MemoryCache | None
     _cache_seq: int
+    _pks_cache: OrderedDict[str, tuple[int, npt.NDArray[np.int64]]] | None = None
 
     def sync_index(self) -> None:  # implemented by MemoryEngine
         raise NotImplementedError
@@ -100,6 +108,27 @@ class EngineReads:
             self.cache.put(key, results)
         return results
 
+    def _allowed_pks(self, f: MemoryFilter) -> npt.NDArray[np.int64]:
+        """The primary keys ``f`` allows, cached per filter until the store's sequence moves
+        (so a user's repeated searches do not re-read the user's row ids every time)."""
+        cache = self._pks_cache
+        if cache is None:
+            cache = self._pks_cache = OrderedDict()
+        seq = int(self.store.current_seq())
+        key = repr(f)
+        hit = cache.get(key)
+        if hit is not None and hit[0] == seq:
+            cache.move_to_end(key)
+            return hit[1]
+        allowed = np.asarray(self.store.matching_pks(f), dtype=np.int64)
+        cache[key] = (seq, allowed)
+        cache.move_to_end(key)
+        total = sum(v[1].size for v in cache.values())
+        while len(cache) > 1 and (total > _PKS_CACHE_IDS or len(cache) > _PKS_CACHE_FILTERS):
+            _, (_, dropped) = cache.popitem(last=False)
+            total -= dropped.size
+        return allowed
+
     def _search_uncached(
         self, query: str, f: MemoryFilter, *, top_k: int, min_similarity: float, mode: str
     ) -> list[SearchResult]:
@@ -122,10 +151,10 @@ class EngineReads:
         if mode != "text":
             assert self.vector_index is not None
             self.sync_index()
-            allowed = self.store.matching_pks(f)
+            allowed = self._allowed_pks(f)
             if len(allowed) == 0:
                 return []
-            qvec = self._embed([query])[0]
+            qvec = self._embed([query[:_MAX_EMBED_QUERY_CHARS]])[0]
             vector_hits = self.vector_index.search(qvec, pool, VectorFilter(allowed_ids=allowed))
         ranked: list[tuple[int, float, float, int | None, int | None]]
         if mode == "text":

@@ -8,7 +8,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from .config import EmbedderBackend, MemoryConfig, TextBackend, VectorBackend
+from .config import EmbedderBackend, MemoryConfig, StoreBackend, TextBackend, VectorBackend
 from .errors import ConfigurationError, DimensionMismatchError, MissingDependencyError
 from .ports import Embedder, MemoryCache, TextIndex, VectorIndex
 
@@ -35,7 +35,22 @@ class MemoryComponents:
 
 
 def create_embedder(config: MemoryConfig) -> Embedder:
-    """Build the configured embedder (no model is loaded until first use where possible)."""
+    """The configured embedder (no model is loaded until first use where possible).
+
+    The local model backends (ONNX, sentence-transformers) are shared: one instance per
+    (backend, model, threads, batch size) per process, closed when the last memory using it closes.
+    """
+    backend = config.embedder_backend
+    if backend in (EmbedderBackend.ONNX, EmbedderBackend.LOCAL):
+        from .adapters.embedders.shared import shared_embedder
+
+        key = (backend.value, config.embedder_model, config.embedder_threads,
+               config.embedder_batch_size)  # fmt: skip
+        return shared_embedder(key, lambda: _new_embedder(config))
+    return _new_embedder(config)
+
+
+def _new_embedder(config: MemoryConfig) -> Embedder:
     backend = config.embedder_backend
     if backend is EmbedderBackend.LOCAL:
         from .adapters.embedders.sentence_transformer import SentenceTransformerEmbedder
@@ -149,6 +164,8 @@ def create_memory_system(
             f"the embedder {embedder.model_name!r} produces {dimension}-dimensional vectors but "
             f"MemoryConfig.vector_dimension is {config.vector_dimension}; set vector_dimension={dimension}"
         )
+    if config.store_backend is StoreBackend.POSTGRES:
+        return _postgres_system(config, embedder)
     hooks = []
     text_index_factory = None
     if config.text_backend is TextBackend.FTS5:
@@ -169,5 +186,39 @@ def create_memory_system(
         embedder=embedder,
         vector_index=_vector_index(config, dimension),
         text_index=text_index_factory(store) if text_index_factory else None,
+        cache=LRUMemoryCache(config.cache_max_size) if config.cache_enabled else None,
+    )
+
+
+def _postgres_system(config: MemoryConfig, embedder: Embedder) -> MemoryComponents:
+    """Store, vectors and full text all in PostgreSQL (no local files)."""
+    from .adapters.lru_cache import LRUMemoryCache
+    from .adapters.postgres.search import PgTextIndex, PgVectorIndex
+    from .adapters.postgres.store import PostgresMemoryStore
+
+    if config.vector_backend is VectorBackend.SQLITE_VEC:
+        raise ConfigurationError("VectorBackend.SQLITE_VEC does not apply to StoreBackend.POSTGRES")
+    assert config.database_url is not None
+    hnsw = {VectorBackend.HNSW: "always", VectorBackend.FLAT: "never"}.get(
+        config.vector_backend, "auto"
+    )
+    store = PostgresMemoryStore(
+        config.database_url,
+        pool_size=config.postgres_pool_size,
+        hnsw=hnsw,
+        hnsw_min_entries=config.hnsw_min_entries,
+        read_only=config.read_only,
+    )
+    vector_index: VectorIndex | None = None
+    if config.vector_backend is not VectorBackend.NONE:
+        vector_index = PgVectorIndex(
+            store, exact_max=config.postgres_exact_max, ef_search=config.hnsw_ef_search
+        )
+    return MemoryComponents(
+        config=config,
+        store=store,
+        embedder=embedder,
+        vector_index=vector_index,
+        text_index=PgTextIndex(store) if config.text_backend is not TextBackend.NONE else None,
         cache=LRUMemoryCache(config.cache_max_size) if config.cache_enabled else None,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 __all__ = [
     "MINILM_DIMENSION",
     "MINILM_NAMES",
+    "MINILM_VOCAB",
     "find_minilm_int8_onnx",
     "find_minilm_path",
     "is_minilm",
@@ -22,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 MINILM_NAMES = frozenset({"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"})
 MINILM_DIMENSION = 384
+MINILM_VOCAB = Path(__file__).with_name("minilm_vocab.txt")
+"""all-MiniLM-L6-v2's ``vocab.txt`` (uncased BERT word pieces, Apache-2.0), shipped with
+headroom-core so the ONNX route needs no package that depends on torch."""
 
 
 def is_minilm(name: str) -> bool:

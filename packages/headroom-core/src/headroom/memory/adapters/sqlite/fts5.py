@@ -1,9 +1,21 @@
 """FTS5TextIndex: SQLite FTS5 (Porter stemming, bm25) over the store's ``memories`` table.
 
-The FTS table is an *external-content* table (``content='memories'``): it holds the index only,
-never a copy of the text, and AFTER INSERT/UPDATE/DELETE triggers keep it in step inside the same
-transaction as every store write (also writes from other processes). ``rebuild()`` regenerates
-it from the store.
+The FTS table is an *external-content* table over the view ``memory_fts_src``: it holds the index
+only, never a copy of the text, and AFTER INSERT/UPDATE/DELETE triggers keep it in step inside the
+same transaction as every store write (also writes from other processes). ``rebuild()``
+regenerates it from the store.
+
+Cost follows the user's data, not the store's:
+
+* every row also indexes an *owner token* (``u<hex of user_id>0``, column ``owner``, bm25 weight
+  0), and a search ANDs it with the text terms, so FTS5 walks only the user's postings (it seeks
+  through the other doclists) instead of ranking every matching row of every user;
+* query terms whose document frequency makes their bm25 idf <= 0 (in half the rows or more: FTS5
+  clamps their weight to 1e-6) are dropped before the query runs, so a word found in every row
+  ("user") costs nothing; the document frequencies come from ``fts5vocab``;
+* the query is capped to the :data:`MAX_QUERY_TERMS` most informative (rarest) terms, chosen from
+  the first :data:`MAX_CANDIDATE_TERMS` distinct words, and built in linear time, so a 100 KB
+  message costs about what a short one does.
 """
 
 from __future__ import annotations
@@ -21,23 +33,39 @@ from headroom.memory.adapters.sqlite.store import SQLModelMemoryStore
 from headroom.memory.errors import IndexError_
 from headroom.memory.ports import MemoryFilter
 
-__all__ = ["FTS5TextIndex", "fts5_query"]
+__all__ = ["FTS5TextIndex", "fts5_query", "owner_token", "query_words"]
 
 _log = logging.getLogger(__name__)
 FTS_TABLE = "memory_fts"
+_SRC_VIEW = "memory_fts_src"
+_OWNER_SQL = "'u' || hex({0}.user_id) || '0'"
 _DDL = [
+    f"""CREATE VIEW IF NOT EXISTS {_SRC_VIEW} AS
+        SELECT pk, search_text, {_OWNER_SQL.format("memories")} AS owner FROM memories""",
     f"""CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(
-        search_text, content='memories', content_rowid='pk', tokenize='porter unicode61')""",
+        search_text, owner, content='{_SRC_VIEW}', content_rowid='pk',
+        tokenize='porter unicode61')""",
     f"""CREATE TRIGGER IF NOT EXISTS memories_fts_ai AFTER INSERT ON memories BEGIN
-        INSERT INTO {FTS_TABLE}(rowid, search_text) VALUES (new.pk, new.search_text); END""",
+        INSERT INTO {FTS_TABLE}(rowid, search_text, owner)
+        VALUES (new.pk, new.search_text, {_OWNER_SQL.format("new")}); END""",
     f"""CREATE TRIGGER IF NOT EXISTS memories_fts_ad AFTER DELETE ON memories BEGIN
-        INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, search_text)
-        VALUES ('delete', old.pk, old.search_text); END""",
-    f"""CREATE TRIGGER IF NOT EXISTS memories_fts_au AFTER UPDATE OF search_text ON memories BEGIN
-        INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, search_text)
-        VALUES ('delete', old.pk, old.search_text);
-        INSERT INTO {FTS_TABLE}(rowid, search_text) VALUES (new.pk, new.search_text); END""",
+        INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, search_text, owner)
+        VALUES ('delete', old.pk, old.search_text, {_OWNER_SQL.format("old")}); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS memories_fts_au
+        AFTER UPDATE OF search_text, user_id ON memories BEGIN
+        INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, search_text, owner)
+        VALUES ('delete', old.pk, old.search_text, {_OWNER_SQL.format("old")});
+        INSERT INTO {FTS_TABLE}(rowid, search_text, owner)
+        VALUES (new.pk, new.search_text, {_OWNER_SQL.format("new")}); END""",
 ]
+_OLD_OBJECTS = ["TRIGGER IF EXISTS memories_fts_ai", "TRIGGER IF EXISTS memories_fts_ad",
+                "TRIGGER IF EXISTS memories_fts_au", f"TABLE IF EXISTS {FTS_TABLE}"]  # fmt: skip
+# Per-connection helpers (TEMP schema: nothing is written to the database file).
+_TEMP_DDL = [
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{FTS_TABLE}_vocab USING fts5vocab(main, {FTS_TABLE}, row)",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.headroom_qterms USING fts5(t, tokenize='porter unicode61')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.headroom_qterms_v USING fts5vocab(temp, headroom_qterms, instance)",
+]  # fmt: skip
 
 # Query-side stopwords: frequent words that match most rows, cost time and add no signal.
 _STOPWORDS = frozenset(
@@ -49,10 +77,26 @@ _STOPWORDS = frozenset(
     s t don""".split()
 )
 _TOKEN = re.compile(r"\w+", re.UNICODE)
-_MAX_TERMS = 48
+MAX_QUERY_TERMS = 32
+"""At most this many terms (the rarest in the index) go into one FTS5 query."""
+MAX_CANDIDATE_TERMS = 512
+"""Distinct words considered per query (the first ones when a message has more)."""
 
 _fts = table(FTS_TABLE, column("rowid"))
 T = MemoryRow.__table__  # type: ignore[attr-defined]
+
+
+def owner_token(user_id: str) -> str:
+    """The token indexed in the ``owner`` column for ``user_id`` (matches ``_OWNER_SQL``)."""
+    return "u" + user_id.encode("utf-8").hex().upper() + "0"
+
+
+def query_words(user_text: str, limit: int = MAX_CANDIDATE_TERMS) -> list[str]:
+    """Distinct lower-cased words of ``user_text`` (stopwords dropped unless nothing else is
+    left), in first-occurrence order, at most ``limit``. Linear in the length of the text."""
+    tokens = dict.fromkeys(_TOKEN.findall((user_text or "").lower()))
+    words = [t for t in tokens if t not in _STOPWORDS] or list(tokens)
+    return words[:limit]
 
 
 def fts5_query(user_text: str) -> str | None:
@@ -61,63 +105,158 @@ def fts5_query(user_text: str) -> str | None:
     Every term is quoted (so AND/OR/NEAR, quotes, ``*``, ``:`` and ``^`` are plain text) and the
     terms are OR-ed, letting bm25 rank rows by how many and how rare the matched terms are.
     """
-    tokens = [t.lower() for t in _TOKEN.findall(user_text or "")]
-    terms = [t for t in tokens if t not in _STOPWORDS] or tokens
-    seen: list[str] = []
-    for term in terms:
-        if term not in seen:
-            seen.append(term)
-    if not seen:
-        return None
-    return " OR ".join(f'"{t}"' for t in seen[:_MAX_TERMS])
+    words = query_words(user_text)[:MAX_QUERY_TERMS]
+    return _or(words) if words else None
+
+
+def _or(words: list[str]) -> str:
+    return " OR ".join(f'"{w}"' for w in words)
 
 
 def create_fts_schema(conn: Connection) -> None:
     """DDL hook for :class:`SQLModelMemoryStore` (runs inside its schema transaction on every open).
 
-    A missing FTS table (dropped, or a database from elsewhere) is created and rebuilt from the
-    store; so is one whose document count disagrees with the store (rows written while its
-    triggers were missing). Both checks are cheap counts, not a full integrity check.
+    A database indexed by an older layout (no ``owner`` column) is migrated: the FTS table and
+    its triggers are recreated. A missing FTS table (dropped, or a database from elsewhere) is
+    created and rebuilt from the store; so is one whose document count disagrees with the store
+    (rows written while its triggers were missing). Both checks are cheap counts, not a full
+    integrity check.
     """
-    existed = conn.exec_driver_sql(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (FTS_TABLE,)
-    ).first()
+    row = conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (FTS_TABLE,)
+    ).fetchone()
+    current = row is not None and "owner" in str(row[0])
+    if row is not None and not current:
+        for obj in _OLD_OBJECTS:
+            conn.exec_driver_sql(f"DROP {obj}")
     for statement in _DDL:
         conn.exec_driver_sql(statement)
+    if not current:
+        conn.exec_driver_sql(
+            f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('rank', 'bm25(1.0, 0.0)')"
+        )
     rows = conn.exec_driver_sql("SELECT count(*) FROM memories").scalar_one()
     indexed = conn.exec_driver_sql(f"SELECT count(*) FROM {FTS_TABLE}_docsize").scalar_one()
-    if rows and (existed is None or indexed != rows):
+    if rows and (not current or indexed != rows):
         _log.warning(
             "full-text index %s (%d of %d rows); rebuilding it from the store",
-            "was missing" if existed is None else "is out of step", indexed, rows,
+            "was missing or in an old layout" if not current else "is out of step", indexed, rows,
         )  # fmt: skip
         conn.exec_driver_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
+
+
+def _varint(data: bytes) -> int:
+    """SQLite's big-endian varint at the start of ``data``."""
+    value = 0
+    for i, byte in enumerate(data[:9]):
+        if i == 8:
+            return (value << 8) | byte
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value
+    return value
 
 
 class FTS5TextIndex:
     """Full-text search over the memories of a :class:`SQLModelMemoryStore`."""
 
+    stem_cache_size = 50_000
+    """Words whose stems are remembered (stemming never changes)."""
+
     def __init__(self, store: SQLModelMemoryStore) -> None:
         self._store = store
+        self._stems: dict[str, tuple[str, ...]] = {}
+        self._df: dict[str, int] = {}
+        self._df_rows = -1  # the row count the cached document frequencies were read at
 
     def search(self, query: str, k: int, filter: MemoryFilter) -> list[tuple[int, float]]:
-        match = fts5_query(query)
-        if match is None or k <= 0:
+        words = query_words(query)
+        if not words or k <= 0:
             return []
-        stmt = (
-            select(T.c.pk, literal_column(f"bm25({FTS_TABLE})").label("score"))
-            .select_from(_fts.join(T, T.c.pk == _fts.c.rowid))
-            .where(literal_column(FTS_TABLE).op("MATCH")(match))
-            .where(filter_clause(filter))
-            .order_by(literal_column("rank"))
-            .limit(k)
-        )
         try:
             with self._store.engine.connect() as conn:
+                terms = self._informative(conn, words)
+                if not terms:
+                    return []
+                match = f"search_text : ({_or(terms)})"
+                if filter.user_id is not None:
+                    match = f'owner : "{owner_token(filter.user_id)}" AND {match}'
+                stmt = (
+                    select(T.c.pk, literal_column("rank").label("score"))
+                    .select_from(_fts.join(T, T.c.pk == _fts.c.rowid))
+                    .where(literal_column(FTS_TABLE).op("MATCH")(match))
+                    .where(filter_clause(filter))
+                    .order_by(literal_column("rank"))
+                    .limit(k)
+                )
                 rows = conn.execute(stmt).all()
         except (OperationalError, DatabaseError) as exc:
             raise IndexError_(f"full-text search failed: {exc}") from exc
         return [(int(pk), -float(score)) for pk, score in rows]
+
+    def _informative(self, conn: Connection, words: list[str]) -> list[str]:
+        """The words worth querying: bm25 weight > 0 (fewer than half the rows contain them),
+        rarest first, at most MAX_QUERY_TERMS; the single rarest word when none qualifies.
+
+        Stems are cached for good; non-zero document frequencies until the row count moves by
+        1% (a frequency that drifts that little does not change which terms are dropped); terms
+        in no row are looked up again on every query, so a new word is found at once."""
+        total = self._row_count(conn)
+        if abs(total - self._df_rows) > max(10, total // 100):  # >1% more or fewer rows: reread
+            self._df.clear()
+            self._df_rows = total
+        unknown = [w for w in words if w not in self._stems]
+        if unknown:
+            self._stem(conn, unknown)
+        missing = sorted({t for w in words for t in self._stems[w] if t not in self._df})
+        if missing:
+            marks = ",".join("?" * len(missing))
+            found = {str(t): int(d) for t, d in conn.exec_driver_sql(
+                f"SELECT term, doc FROM temp.{FTS_TABLE}_vocab WHERE term IN ({marks})",
+                tuple(missing),
+            )}  # fmt: skip
+            self._df.update(found)  # absent terms are not cached: they are looked up again
+        df = self._df
+        stems = {i: self._stems[w] for i, w in enumerate(words)}
+        scored: list[tuple[int, int, str]] = []
+        for i, word in enumerate(words):
+            terms = stems.get(i)
+            if not terms:
+                continue
+            freq = max(df.get(t, 0) for t in terms)
+            if freq == 0:
+                continue  # in no row right now: cannot match
+            scored.append((freq, i, word))
+        if not scored:
+            return []
+        scored.sort()
+        keep = [s for s in scored if 2 * s[0] < total][:MAX_QUERY_TERMS] or scored[:1]
+        return [word for _, _, word in sorted(keep, key=lambda s: s[1])]
+
+    def _stem(self, conn: Connection, words: list[str]) -> None:
+        """Stem ``words`` with the index's own tokenizer (a TEMP FTS5 table and its vocabulary)."""
+        if not conn.info.get("headroom_fts_temp"):
+            for statement in _TEMP_DDL:
+                conn.exec_driver_sql(statement)
+            conn.commit()  # TEMP objects live as long as the pooled connection
+            conn.info["headroom_fts_temp"] = True
+        conn.exec_driver_sql("DELETE FROM temp.headroom_qterms")
+        conn.exec_driver_sql(
+            "INSERT INTO temp.headroom_qterms(rowid, t) VALUES (?, ?)",
+            [(i, w) for i, w in enumerate(words)],
+        )
+        found: dict[int, list[str]] = {}
+        for doc, term in conn.exec_driver_sql("SELECT doc, term FROM temp.headroom_qterms_v"):
+            found.setdefault(int(doc), []).append(str(term))
+        if len(self._stems) + len(words) > self.stem_cache_size:
+            self._stems.clear()
+        for i, word in enumerate(words):
+            self._stems[word] = tuple(found.get(i, ()))
+
+    @staticmethod
+    def _row_count(conn: Connection) -> int:
+        row = conn.exec_driver_sql(f"SELECT block FROM {FTS_TABLE}_data WHERE id = 1").fetchone()
+        return _varint(bytes(row[0])) if row is not None and row[0] else 0
 
     def rebuild(self) -> None:
         try:

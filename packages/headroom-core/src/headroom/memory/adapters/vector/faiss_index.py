@@ -63,6 +63,9 @@ class FaissVectorIndex:
     a sorted copy of the live ids (rebuilt lazily after writes)."""
     tombstone_rebuild_fraction = 0.2
     """Compact the index when more than this fraction of its positions are tombstones."""
+    background_build = True
+    """AUTO builds HNSW in a background thread when it crosses ``hnsw_min_entries`` (searching
+    exactly meanwhile); False builds it inside the crossing call."""
 
     def __init__(
         self,
@@ -97,11 +100,13 @@ class FaissVectorIndex:
         self._ef_search = hnsw_ef_search
         self._max_entries = max_entries
         self._lock = threading.RLock()
+        self._build_thread: threading.Thread | None = None
         self._reset(self._target_kind(0))
 
     # -- state -------------------------------------------------------------------------------
 
     def _reset(self, kind: str) -> None:
+        self._generation = getattr(self, "_generation", 0) + 1  # invalidates a running build
         self._kind = kind
         self._index: Any = self._new_index(kind)
         self._ids: IntArray = np.empty(0, dtype=np.int64)  # position -> id (-1: tombstone)
@@ -155,7 +160,10 @@ class FaissVectorIndex:
         if live == 0:
             self._reset(self._target_kind(0))
         elif self._kind == "flat" and self._target_kind(live) == "hnsw":
-            self._rebuild("hnsw")
+            if self.background_build:
+                self._start_hnsw_build()
+            else:
+                self._rebuild("hnsw")
         elif self._dead > self.tombstone_rebuild_fraction * int(self._index.ntotal):
             self._rebuild(self._target_kind(live))
 
@@ -171,6 +179,64 @@ class FaissVectorIndex:
             "rebuilt the vector index (%s -> %s, %d vectors) in %.2f s",
             previous, kind, len(ids), time.perf_counter() - started,
         )  # fmt: skip
+
+    # -- the flat -> HNSW switch, off the caller's thread ---------------------------------------
+
+    def _start_hnsw_build(self) -> None:
+        """Build the HNSW index from a snapshot in a background thread; searches stay exact on
+        the flat index meanwhile, and writes made during the build are replayed at the swap."""
+        if self._build_thread is not None:
+            return
+        positions = np.flatnonzero(self._ids >= 0)
+        ids, vectors = self._ids[positions].copy(), self._xb()[positions].copy()
+        generation = self._generation
+        index = self._new_index("hnsw")
+
+        def run() -> None:
+            started = time.perf_counter()
+            try:
+                index.add(vectors)
+            except Exception:  # pragma: no cover - faiss failure: stay flat, retry later
+                logger.exception("background HNSW build failed; the index stays exact (flat)")
+                with self._lock:
+                    self._build_thread = None
+                return
+            with self._lock:
+                self._build_thread = None
+                if generation == self._generation and self._kind == "flat":
+                    self._install_hnsw(index, ids, positions)
+                    logger.info(
+                        "switched the vector index to HNSW (%d vectors) after a %.1f s "
+                        "background build", len(self), time.perf_counter() - started,
+                    )  # fmt: skip
+
+        self._build_thread = threading.Thread(target=run, name="headroom-hnsw-build", daemon=True)
+        self._build_thread.start()
+
+    def _install_hnsw(self, index: Any, ids: IntArray, old_positions: IntArray) -> None:
+        """Swap in ``index`` (holding ``ids``, which sat at ``old_positions`` of the flat index),
+        replaying the replacements and removals made since the snapshot, and the additions."""
+        still = self._ids[old_positions] == ids
+        new_ids = np.where(still, ids, -1)
+        tail = int(old_positions[-1]) + 1 if old_positions.size else 0
+        extra = tail + np.flatnonzero(self._ids[tail:] >= 0)
+        if extra.size:
+            index.add(np.ascontiguousarray(self._xb()[extra]))
+            new_ids = np.concatenate([new_ids, self._ids[extra]])
+        index.hnsw.efSearch = self._ef_search
+        self._kind, self._index, self._ids = "hnsw", index, new_ids
+        live = np.flatnonzero(new_ids >= 0)
+        self._pos_of = dict(zip(new_ids[live].tolist(), live.tolist(), strict=True))
+        self._dead = int(new_ids.size - live.size)
+        self._live_bitmap = None
+        self._sorted = None
+
+    def wait_for_build(self, timeout: float | None = None) -> bool:
+        """Wait for a background HNSW build; True when none is running any more."""
+        thread = self._build_thread
+        if thread is not None:
+            thread.join(timeout)
+        return self._build_thread is None
 
     def _positions_of(self, allowed: IntArray) -> IntArray:
         """Sorted unique live positions of the allowed ids (unknown ids are ignored)."""
