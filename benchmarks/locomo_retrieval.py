@@ -255,11 +255,13 @@ class CachedEmbedder:
     wrapped embedder, bit for bit.
     """
 
-    def __init__(self, inner: Embedder, cache_dir: Path | str) -> None:
+    def __init__(self, inner: Embedder, cache_dir: Path | str, backend: str = "") -> None:
         import hashlib
 
         self.inner = inner
-        key = f"{type(inner).__module__}.{type(inner).__qualname__}:{inner.model_name}"
+        self.backend = backend
+        # the backend too: the factory may hand every backend out behind one wrapper class
+        key = f"{backend}:{type(inner).__module__}.{type(inner).__qualname__}:{inner.model_name}"
         tag = hashlib.sha1(key.encode()).hexdigest()[:12]
         self.path = Path(cache_dir) / f"emb-{tag}.pkl"
         self.cache: dict[str, Any] = {}
@@ -616,7 +618,7 @@ def evaluate(
         "dataset": {"conversations": len(samples), "turns": turns, "questions": len(questions),
                     "per_category": {CATEGORIES[c]: n for c, n in sorted(Counter(q.category for q in questions).items())}},
         "embedder_model": model,
-        "embedder": type(getattr(embedder, "inner", embedder)).__name__,
+        "embedder": getattr(embedder, "backend", "") or type(embedder).__name__,
         "index_seconds": round(index_s, 2),
         "top_k": top_k,
         "config": {k: getattr(base_cfg, k) for k in ("hybrid_text_weight", "hybrid_vector_weight", "hybrid_candidates",
@@ -754,7 +756,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.embed_cache:
         from headroom.memory.factory import create_embedder
 
-        embedder = CachedEmbedder(create_embedder(config), args.embed_cache)
+        backend = str(getattr(config.embedder_backend, "value", config.embedder_backend))
+        embedder = CachedEmbedder(create_embedder(config), args.embed_cache, backend)
     report = evaluate(
         samples,
         config=config,
