@@ -35,7 +35,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=30_000)
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--queries", type=int, default=30)
+    parser.add_argument("--quick", action="store_true", help="10k memories")
     args = parser.parse_args()
+    if args.quick:
+        args.size = 10_000
     load = os.getloadavg()
     rng = random.Random(1)
     with tempfile.TemporaryDirectory() as tmp:
