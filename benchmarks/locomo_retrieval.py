@@ -298,6 +298,7 @@ def evaluate(
     captions: bool = True,
     max_questions: int | None = None,
     stage_timing: bool = True,
+    db: str | None = None,
 ) -> dict[str, Any]:
     """Index ``samples`` into a fresh memory, ask every category 1-4 question with every method.
 
@@ -307,7 +308,7 @@ def evaluate(
     questions = [q for s in samples for q in questions_of(s)][:max_questions]
     with tempfile.TemporaryDirectory(prefix="locomo-") as tmp:
         cfg = (config or MemoryConfig()).with_overrides(
-            db_path=Path(tmp) / "locomo.db", cache_enabled=False
+            db_path=db or Path(tmp) / "locomo.db", cache_enabled=False
         )
         hm = HierarchicalMemory.create_sync(cfg, embedder=embedder)
         try:
@@ -389,6 +390,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-captions", action="store_true", help="leave image captions out of the content"
     )
+    parser.add_argument(
+        "--db", help="an empty PostgreSQL database URL (default: a temp SQLite file)"
+    )
     args = parser.parse_args(argv)
     if not args.data.exists():
         print(f"dataset not found: {args.data}", file=sys.stderr)
@@ -397,7 +401,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.data, 1 if args.quick and not args.conversations else args.conversations
     )
     report = evaluate(
-        samples, captions=not args.no_captions, max_questions=100 if args.quick else None
+        samples,
+        captions=not args.no_captions,
+        max_questions=100 if args.quick else None,
+        db=args.db,
     )
     report["split"] = args.data.name
     print(

@@ -19,7 +19,7 @@ import pytest
 from headroom import with_memory
 from headroom.cli.main import main as cli_main
 from headroom.inline import InlineMemory
-from headroom.inline.extraction import split_memory_block
+from headroom.inline.extraction import StreamingMemoryStripper, split_memory_block
 from headroom.memory import (
     HeadroomError,
     HierarchicalMemory,
@@ -118,6 +118,7 @@ for _name, _kwargs, _expect in [
     ("metadata-inf", {"metadata": {"score": math.inf}}, "metadata"),
     ("metadata-nested-nan", {"metadata": {"a": [1, {"b": -math.inf}]}}, "metadata"),
     ("metadata-set", {"metadata": {"s": {1, 2}}}, "metadata"),
+    ("metadata-huge-int", {"metadata": {"n": 10**30}}, "metadata"),
     ("metadata-object", {"metadata": {"o": object()}}, "metadata"),
     ("metadata-bytes", {"metadata": {"b": b"x"}}, "metadata"),
     ("metadata-datetime", {"metadata": {"d": datetime.now(UTC)}}, "metadata"),
@@ -178,6 +179,7 @@ for _name, _kwargs, _expect in [
     ("include-superseded-str", {"include_superseded": "yes"}, "include_superseded"),
     ("metadata-nan", {"metadata": {"k": NAN}}, "metadata"),
     ("metadata-list-value", {"metadata": {"k": [1]}}, "metadata"),
+    ("metadata-huge-int", {"metadata": {"k": 10**30}}, "metadata"),
     ("metadata-not-dict", {"metadata": 5}, "metadata"),
     ("entity-refs-int", {"entity_refs": 5}, "entity_refs"),
     ("mode-bogus", {"mode": "fuzzy"}, "mode"),
@@ -377,6 +379,26 @@ case("wrapper-history-int", "memory_id")(lambda e: e["w"].memory.history(5))
 case("wrapper-get-all-str", "include_superseded")(
     lambda e: e["w"].memory.get_all(include_superseded="yes")
 )
+case("create-config-str", "config")(lambda e: HierarchicalMemory.create_sync("x.db"))
+case("create-embedder-object", "embedder")(
+    lambda e: HierarchicalMemory.create_sync(MemoryConfig(vector_dimension=64), embedder=object())
+)
+case("async-create-config-int", "config")(lambda e: arun(HierarchicalMemory.create(5)))
+case("create-unknown-override", "bogus")(
+    lambda e: HierarchicalMemory.create_sync(MemoryConfig(), bogus=1)
+)
+case("inline-memory-str", "memory")(lambda e: InlineMemory("x.db", user_id="a"))
+case("inline-prepare-none", "messages")(
+    lambda e: InlineMemory(e["hm"], user_id="alice").prepare(None)
+)
+case("inline-prepare-str", "messages")(
+    lambda e: InlineMemory(e["hm"], user_id="alice").prepare("hi")
+)
+case("inline-process-reply-int", "text")(
+    lambda e: InlineMemory(e["hm"], user_id="alice").process_reply(5)
+)
+case("split-int", "text")(lambda e: split_memory_block(5))
+case("stripper-feed-int", "chunk")(lambda e: StreamingMemoryStripper().feed(5))
 case("inline-top-k-str", "top_k")(lambda e: InlineMemory(e["hm"], user_id="a", top_k="5"))
 case("inline-user-surrogate", "user_id")(lambda e: InlineMemory(e["hm"], user_id=SUR))
 
@@ -488,3 +510,22 @@ def test_cli_import_of_bad_records_is_a_clean_error(
     assert code == 2, err
     assert err.startswith("headroom: error:") and "unexpected" not in err
     json.dumps(err)  # printable
+
+
+def test_import_normalises_enum_fields_given_as_strings(tmp_path: Path) -> None:
+    hm = HierarchicalMemory.create_sync(
+        MemoryConfig(db_path=tmp_path / "i.db", vector_dimension=64), embedder=HashEmbedder(64)
+    )
+    try:
+        records = [
+            Record(id="r1", content="x", user_id="u", scope_level="user", category="FACT"),  # type: ignore[arg-type]
+            Record(id="r2", content="y", user_id="u", promoted_from="session", importance=1),  # type: ignore[arg-type]
+        ]
+        assert hm.sync.import_memories(records) == 2
+        stored = {m.id: m for m in hm.sync.query(MemoryFilter(user_id="u"))}
+        assert (
+            stored["r1"].category.value == "fact" and stored["r2"].promoted_from.value == "session"
+        )
+        assert records[0].scope_level == "user"  # the caller's records are not modified
+    finally:
+        hm.sync.close()

@@ -1,5 +1,5 @@
 """The ``<memory>`` block parser is exact (issue #11, fault 5): a property test over random replies
-and random chunkings (hypothesis), a deterministic fuzz of 24,000 generated replies, and the
+and random chunkings (hypothesis), a deterministic fuzz of 21,000 generated replies, and the
 reproductions from the issue. Every reply is checked against an independent, non-streaming oracle
 of the grammar documented in :mod:`headroom.inline.extraction`, and for every reply:
 
@@ -215,9 +215,9 @@ def hostile(rng: random.Random) -> str:
 
 def random_chunks(rng: random.Random, text: str) -> list[str]:
     mode = rng.random()
-    if mode < 0.2:
+    if mode < 0.05:
         return list(text)
-    if mode < 0.3:
+    if mode < 0.15:
         return [text]
     cuts = [rng.randint(0, len(text)) for _ in range(rng.randint(1, 10))]
     return chunked(text, cuts)
@@ -289,10 +289,10 @@ def test_property_hostile_replies_any_chunking(text: str, cuts: list[int]) -> No
     assert check(text, chunked(text, cuts)) == []
 
 
-FUZZ_REPLIES = 24_000
+FUZZ_REPLIES = 21_000
 
 
-def test_deterministic_fuzz_of_24000_replies() -> None:
+def test_deterministic_fuzz_of_21000_replies() -> None:
     rng = random.Random(20261129)
     violations: dict[str, int] = {}
     for i in range(FUZZ_REPLIES):

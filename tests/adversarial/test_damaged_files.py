@@ -159,3 +159,32 @@ def test_storage_errors_carry_no_sql(tmp_path: Path) -> None:
     with pytest.raises(StorageError) as info:
         _open(garbage)
     assert "[SQL" not in str(info.value) and "sqlalche.me" not in str(info.value)
+
+
+def test_read_only_falls_back_to_immutable_when_sqlite_cannot_open_the_wal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a read-only filesystem SQLite cannot create the WAL index, so mode=ro fails; simulate
+    # that failure (tests run as root, for whom chmod does not make a directory read-only).
+    from headroom.memory.adapters.sqlite import store as store_module
+
+    db = tmp_path / "m.db"
+    _fill(db, WORDS_A[:10])
+    real = store_module.create_sqlite_engine
+    urls: list[str] = []
+
+    def flaky(url: str, **kwargs: object):  # type: ignore[no-untyped-def]
+        urls.append(url)
+        if "immutable=1" not in url:
+            url = f"sqlite:///file:{tmp_path}/no-such-dir/x.db?mode=ro&uri=true"
+        return real(url, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_module, "create_sqlite_engine", flaky)
+    hm = _open(db, read_only=True)
+    try:
+        assert any("immutable=1" in u for u in urls)
+        assert hm.sync.count(MemoryFilter(user_id="u")) == 10
+        with pytest.raises(ReadOnlyError):
+            hm.sync.add("x", "u")
+    finally:
+        hm.sync.close()

@@ -55,3 +55,20 @@ def test_references_come_only_from_what_was_rendered(hm: HierarchicalMemory) -> 
     assert hm.sync.get(hidden.id).is_current  # not superseded through a forged reference
     current = {m.content for m in hm.sync.query(MemoryFilter(user_id="alice"))}
     assert "User lives in Paris" in current
+
+
+def test_a_huge_user_message_searches_only_its_end(hm: HierarchicalMemory) -> None:
+    hm.sync.add("User drinks green tea", "alice")
+    inline = InlineMemory(hm, user_id="alice")
+    seen: list[str] = []
+    search = hm.sync.search
+
+    def spy(query: str, *args: object, **kwargs: object) -> list[SearchResult]:
+        seen.append(query)
+        return search(query, *args, **kwargs)  # type: ignore[arg-type]
+
+    hm.sync.search = spy  # type: ignore[method-assign]
+    message = "filler words " * 10_000 + "which tea do I drink"  # 130 KB
+    prepared = inline.prepare([{"role": "user", "content": message}])
+    assert len(seen[0]) == 4_000 and seen[0].endswith("which tea do I drink")
+    assert prepared.injected[0].content == "User drinks green tea"

@@ -29,12 +29,13 @@ from headroom.memory.models import Memory as Record
 from headroom.testing import HashEmbedder
 
 USERS = ("alice", "bob")
+pytestmark = pytest.mark.contract  # SQLite and PostgreSQL (tests/conftest.py)
 
 
 @pytest.fixture
-def hm(tmp_path: Path) -> Iterator[HierarchicalMemory]:
+def hm(store_url: Path | str) -> Iterator[HierarchicalMemory]:
     memory = HierarchicalMemory.create_sync(
-        MemoryConfig(db_path=tmp_path / "iso.db", vector_dimension=64), embedder=HashEmbedder(64)
+        MemoryConfig(db_path=store_url, vector_dimension=64), embedder=HashEmbedder(64)
     )
     yield memory
     memory.sync.close()

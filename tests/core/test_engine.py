@@ -22,6 +22,8 @@ from headroom.memory import (
 from headroom.testing import HashEmbedder
 
 S = HierarchicalMemory
+# Every test here runs on SQLite and PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.contract
 
 
 def contents(items: list) -> list[str]:
@@ -200,9 +202,9 @@ async def test_scope_visibility_in_search(hm: S) -> None:
     assert await seen("s2", "a") == {"pizza user level", "pizza session two"}
 
 
-async def test_bubbling_promotes_once_and_acts_on_promoted(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_bubbling_promotes_once_and_acts_on_promoted(store_url) -> None:  # type: ignore[no-untyped-def]
     cfg = MemoryConfig(
-        db_path=tmp_path / "b.db", vector_dimension=64, auto_bubble=True, bubble_threshold=0.75
+        db_path=store_url, vector_dimension=64, auto_bubble=True, bubble_threshold=0.75
     )
     async with await HierarchicalMemory.create(cfg, embedder=HashEmbedder(64)) as hm:
         hi = await hm.add("User is allergic to peanuts", "u", "s1", importance=0.9)

@@ -35,14 +35,15 @@ def run_child(body: str, *args: str) -> str:
     return out.stdout
 
 
-def open_hm(db: Path) -> HierarchicalMemory:
+def open_hm(db: Path | str) -> HierarchicalMemory:
     return HierarchicalMemory.create_sync(
         MemoryConfig(db_path=db, vector_dimension=64), embedder=HashEmbedder(64)
     )
 
 
-def test_memories_survive_a_new_process(db_path: Path) -> None:
-    hm = open_hm(db_path)
+@pytest.mark.contract  # SQLite and PostgreSQL
+def test_memories_survive_a_new_process(store_url: Path | str) -> None:
+    hm = open_hm(store_url)
     hm.sync.add("User prefers Go for performance-critical code", "bob")
     hm.sync.close()
     out = run_child(
@@ -51,16 +52,17 @@ def test_memories_survive_a_new_process(db_path: Path) -> None:
         print(hits[0].content if hits else "NOTHING")
         hm.sync.close()
         """,
-        str(db_path),
+        str(store_url),
     )
     assert out.strip() == "User prefers Go for performance-critical code"
 
 
-def test_writes_of_another_process_are_searchable_without_reopening(db_path: Path) -> None:
-    hm = open_hm(db_path)
+@pytest.mark.contract  # SQLite and PostgreSQL
+def test_writes_of_another_process_are_searchable_without_reopening(store_url: Path | str) -> None:
+    hm = open_hm(store_url)
     hm.sync.add("first memory about kayaks", "u")
     assert len(hm.sync.search("kayaks", "u", mode="semantic")) == 1
-    run_child('hm.sync.add("second memory about kayaks", "u"); hm.sync.close()', str(db_path))
+    run_child('hm.sync.add("second memory about kayaks", "u"); hm.sync.close()', str(store_url))
     hits = hm.sync.search("kayaks", "u", mode="semantic")
     assert sorted(h.content for h in hits) == [
         "first memory about kayaks",
@@ -71,7 +73,7 @@ def test_writes_of_another_process_are_searchable_without_reopening(db_path: Pat
         m = hm.sync.query(MemoryFilter(user_id="u"))
         hm.sync.delete([x for x in m if x.content.startswith("first")][0].id); hm.sync.close()
         """,
-        str(db_path),
+        str(store_url),
     )
     assert [h.content for h in hm.sync.search("kayaks", "u", mode="semantic")] == [
         "second memory about kayaks"
@@ -79,8 +81,9 @@ def test_writes_of_another_process_are_searchable_without_reopening(db_path: Pat
     hm.sync.close()
 
 
-def test_two_processes_writing_concurrently_lose_nothing(db_path: Path) -> None:
-    open_hm(db_path).sync.close()  # create the schema first
+@pytest.mark.contract  # SQLite and PostgreSQL
+def test_two_processes_writing_concurrently_lose_nothing(store_url: Path | str) -> None:
+    open_hm(store_url).sync.close()  # create the schema first
     body = """
     import sys
     tag = sys.argv[2]
@@ -92,14 +95,14 @@ def test_two_processes_writing_concurrently_lose_nothing(db_path: Path) -> None:
     code = CHILD_PRELUDE + textwrap.dedent(body)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", code, str(db_path), tag], stderr=subprocess.PIPE, text=True
+            [sys.executable, "-c", code, str(store_url), tag], stderr=subprocess.PIPE, text=True
         )
         for tag in ("A", "B")
     ]
     for p in procs:
         _, err = p.communicate(timeout=180)
         assert p.returncode == 0, err
-    hm = open_hm(db_path)
+    hm = open_hm(store_url)
     assert hm.sync.count(MemoryFilter(user_id="u")) == 120
     assert hm.sync.stats()["vector_index_size"] == 120
     hits = hm.sync.search("memory 7 from writer B", "u", mode="semantic", top_k=1)
@@ -137,17 +140,18 @@ def test_vector_index_is_rebuilt_when_missing_corrupt_or_stale(db_path: Path, da
     hm.sync.close()
 
 
-def test_dimension_mismatch_is_a_clear_error(db_path: Path) -> None:
-    open_hm(db_path).sync.close()
+@pytest.mark.contract  # SQLite and PostgreSQL
+def test_dimension_mismatch_is_a_clear_error(store_url: Path | str) -> None:
+    open_hm(store_url).sync.close()
     with pytest.raises(DimensionMismatchError, match="64"):
         HierarchicalMemory.create_sync(
-            MemoryConfig(db_path=db_path, vector_dimension=32), embedder=HashEmbedder(32)
+            MemoryConfig(db_path=store_url, vector_dimension=32), embedder=HashEmbedder(32)
         )
     with pytest.raises(DimensionMismatchError, match="vector_dimension"):
-        HierarchicalMemory.create_sync(MemoryConfig(db_path=db_path), embedder=HashEmbedder(64))
+        HierarchicalMemory.create_sync(MemoryConfig(db_path=store_url), embedder=HashEmbedder(64))
     with pytest.raises(DimensionMismatchError, match="embedded with"):
         HierarchicalMemory.create_sync(
-            MemoryConfig(db_path=db_path, vector_dimension=64),
+            MemoryConfig(db_path=store_url, vector_dimension=64),
             embedder=HashEmbedder(64, model_name="other"),
         )
 
@@ -173,7 +177,8 @@ class _FixedEmbedder:
         pass
 
 
-def test_a_users_best_match_survives_crowded_neighbours(db_path: Path) -> None:
+@pytest.mark.contract  # SQLite and PostgreSQL
+def test_a_users_best_match_survives_crowded_neighbours(store_url: Path | str) -> None:
     rng = np.random.default_rng(0)
     dim = 32
     query = rng.normal(size=dim)
@@ -187,7 +192,7 @@ def test_a_users_best_match_survives_crowded_neighbours(db_path: Path) -> None:
     far = query + 0.8 * rng.normal(size=dim)
     table["alice only"] = far / np.linalg.norm(far)
     hm = HierarchicalMemory.create_sync(
-        MemoryConfig(db_path=db_path, vector_dimension=dim), embedder=_FixedEmbedder(table, dim)
+        MemoryConfig(db_path=store_url, vector_dimension=dim), embedder=_FixedEmbedder(table, dim)
     )
     hm.sync.add_batch(crowd)
     hm.sync.add("alice only", "alice")

@@ -21,6 +21,7 @@ USERS = ["alice", "bob"]
 SESSIONS = [None, "s1", "s2"]
 AGENTS = [None, "a1", "a2"]
 TURNS = [None, "t1", "t2"]
+pytestmark = pytest.mark.contract  # runs on SQLite and PostgreSQL (tests/conftest.py)
 
 memory_spec = st.tuples(
     st.sampled_from(USERS),
@@ -63,8 +64,8 @@ def visible(mem: dict, req: tuple) -> bool:
     memories=st.lists(memory_spec, min_size=1, max_size=12),
     requests=st.lists(request_spec, min_size=1, max_size=6),
 )
-def test_search_and_query_follow_the_scope_rules(tmp_path_factory, memories, requests) -> None:  # type: ignore[no-untyped-def]
-    db: Path = tmp_path_factory.mktemp("prop") / "m.db"
+def test_search_and_query_follow_the_scope_rules(new_store_url, memories, requests) -> None:  # type: ignore[no-untyped-def]
+    db: Path | str = new_store_url()
     hm = HierarchicalMemory.create_sync(
         MemoryConfig(db_path=db, vector_dimension=32), embedder=HashEmbedder(32)
     )

@@ -19,6 +19,7 @@ def test_public_api() -> None:
         "HeadroomChatStore",
         "HeadroomDBChatStore",
         "HeadroomLLM",
+        "HeadroomMemory",
         "HeadroomMemoryBlock",
         "HeadroomRetriever",
         "headroom_memory_blocks_template",

@@ -10,14 +10,17 @@ Which entry point to use:
   LiteLLM's, plus ``user_id=``, ``session_id=``, ``agent_id=``, ``memory=`` or ``db_path=`` /
   ``config=``, ``top_k=``) or wrap the router in :class:`HeadroomRouter`;
 * non-streaming ``litellm.acompletion`` / ``Router.acompletion`` of code you do not control:
-  register :class:`HeadroomCallback` in ``litellm.callbacks``;
+  register :class:`HeadroomCallback` in ``litellm.callbacks`` (it never injects into SDK streams,
+  which it cannot strip, and warns once when it sees a sync ``completion``);
 * the LiteLLM proxy (streaming or not): :class:`HeadroomCallback` in the proxy's ``config.yaml``
   (``litellm_settings: callbacks: my_module.headroom_callback``).
 
-The user of each request comes from ``metadata={"headroom_user_id": ...}`` (also
+In the SDK, the user of each request comes from ``metadata={"headroom_user_id": ...}`` (also
 ``headroom_session_id`` / ``headroom_agent_id``), else the request's ``user`` field, else the
-defaults given; requests without a user pass through untouched. Failures of the memory layer
-are logged and never fail the LLM call. Injection and extraction are the core's
+defaults given; requests without a user pass through untouched. In the proxy, the user is the
+authenticated key's (``user_api_key_dict``: its user, else ``team:<id>``, else ``key:<hash>``);
+``HeadroomCallback(trust_end_user_id=True)`` opts in to client-chosen end users. Failures of the
+memory layer are logged and never fail the LLM call. Injection and extraction are the core's
 (:class:`headroom.inline.memory.InlineMemory`), identical to ``with_memory``.
 """
 

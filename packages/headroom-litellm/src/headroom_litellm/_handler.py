@@ -15,7 +15,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
-from headroom.inline.injection import INSTRUCTION_MARKER
 from headroom.inline.memory import InlineMemory
 from headroom.memory import HierarchicalMemory
 
@@ -43,16 +42,6 @@ def call_type_name(call_type: Any) -> str | None:
         return None
     value = getattr(call_type, "value", call_type)
     return value if isinstance(value, str) else None
-
-
-def _already_prepared(messages: Any) -> bool:
-    return isinstance(messages, list) and any(
-        isinstance(m, Mapping)
-        and m.get("role") in ("system", "developer")
-        and isinstance(m.get("content"), str)
-        and INSTRUCTION_MARKER in m["content"]
-        for m in messages
-    )
 
 
 class MemoryHandler:
@@ -101,15 +90,17 @@ class MemoryHandler:
     # -- requests --------------------------------------------------------------------------------
 
     def _request_parts(
-        self, request: Mapping[str, Any], explicit: Mapping[str, str | None]
+        self,
+        request: Mapping[str, Any],
+        explicit: Mapping[str, str | None],
+        identity: Identity | None = None,
     ) -> tuple[Identity, InlineMemory, list[Any]] | None:
         messages = request.get("messages")
         if not isinstance(messages, list) or not messages:
             return None
-        mine, state = self._claim(request)
-        if not mine or (state is not None and _already_prepared(messages)):
-            return None
-        identity = self.identity(request, **explicit)
+        if get_state(request) is not None:
+            return None  # already handled (by this handler, or by another one that owns it)
+        identity = identity or self.identity(request, **explicit)
         if identity is None:
             return None
         inline = self._inline(identity)
@@ -122,12 +113,23 @@ class MemoryHandler:
         put_state(out, make_state(self.owner, identity, prepared.refs))
         return out
 
+    def mark_handled(self, request: dict[str, Any]) -> None:
+        """Record in ``request`` that this handler decided to leave it (and its reply) alone."""
+        put_state(request, make_state(self.owner, None))
+
     async def aprepare_request(
-        self, request: Mapping[str, Any], **explicit: str | None
+        self,
+        request: Mapping[str, Any],
+        *,
+        identity: Identity | None = None,
+        **explicit: str | None,
     ) -> dict[str, Any] | None:
-        """A new request with memories injected, or ``None`` to leave ``request`` as it is."""
+        """A new request with memories injected, or ``None`` to leave ``request`` as it is.
+
+        ``identity`` (the proxy's, from the authenticated key) replaces the request's own ids.
+        """
         try:
-            parts = self._request_parts(request, explicit)
+            parts = self._request_parts(request, explicit, identity)
             if parts is None:
                 return None
             identity, inline, messages = parts
@@ -154,13 +156,21 @@ class MemoryHandler:
     # -- responses -------------------------------------------------------------------------------
 
     def _response_target(
-        self, request: Mapping[str, Any], explicit: Mapping[str, str | None]
+        self,
+        request: Mapping[str, Any],
+        explicit: Mapping[str, str | None],
+        state_only: bool = False,
     ) -> tuple[InlineMemory, dict[str, str]] | None:
+        """Where the reply's facts go: the identity of this handler's state (``state_only``: only
+        that one; otherwise, without a state, the request's own identity)."""
         mine, state = self._claim(request)
         if not mine:
             return None
-        identity = identity_of_state(state) if state is not None else None
-        if identity is None:
+        if state is not None:
+            identity = identity_of_state(state)
+        elif state_only:
+            return None
+        else:
             identity = self.identity(request, **explicit)
         if identity is None:
             return None
@@ -170,11 +180,16 @@ class MemoryHandler:
         return inline, refs_of_state(state) if state is not None else {}
 
     async def aprocess_response(
-        self, request: Mapping[str, Any], response: Any, **explicit: str | None
+        self,
+        request: Mapping[str, Any],
+        response: Any,
+        *,
+        state_only: bool = False,
+        **explicit: str | None,
     ) -> Any:
         """Strip ``response`` in place and store its facts; returns ``response``."""
         try:
-            target = self._response_target(request, explicit)
+            target = self._response_target(request, explicit, state_only)
             if target is None:
                 return response
             items = strip_response(response)
@@ -218,11 +233,16 @@ class MemoryHandler:
         return strip_sync_stream(stream, done)
 
     def wrap_async_stream(
-        self, request: Mapping[str, Any], stream: AsyncIterator[Any], **explicit: str | None
+        self,
+        request: Mapping[str, Any],
+        stream: AsyncIterator[Any],
+        *,
+        state_only: bool = False,
+        **explicit: str | None,
     ) -> AsyncIterator[Any]:
         """Async twin of :meth:`wrap_stream`."""
         try:
-            target = self._response_target(request, explicit)
+            target = self._response_target(request, explicit, state_only)
         except Exception:
             logger.exception("headroom: cannot process the stream; passing it through")
             target = None

@@ -95,9 +95,7 @@ def _as_request(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, A
     return request
 
 
-def _explicit(
-    user_id: str | None, session_id: str | None, agent_id: str | None
-) -> dict[str, str | None]:
+def _explicit(user_id: str | None, session_id: str | None, agent_id: str | None) -> dict[str, Any]:
     return {"user_id": user_id, "session_id": session_id, "agent_id": agent_id}
 
 
@@ -105,7 +103,7 @@ def _run(
     handler: MemoryHandler | None,
     fn: Callable[..., Any],
     request: dict[str, Any],
-    explicit: dict[str, str | None],
+    explicit: dict[str, Any],
 ) -> Any:
     if handler is None:
         return fn(**request)
@@ -120,7 +118,7 @@ async def _arun(
     handler: MemoryHandler | None,
     fn: Callable[..., Any],
     request: dict[str, Any],
-    explicit: dict[str, str | None],
+    explicit: dict[str, Any],
 ) -> Any:
     if handler is None:
         return await fn(**request)

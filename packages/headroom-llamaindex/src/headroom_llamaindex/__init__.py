@@ -4,6 +4,8 @@
 * :class:`HeadroomDBChatStore` - ``AsyncDBChatStore`` for ``Memory.from_defaults(chat_store=...)``;
 * :class:`HeadroomMemoryBlock` and :func:`headroom_memory_blocks_template` - long-term memories in
   ``Memory`` without a ``<memory>`` tag collision;
+* :class:`HeadroomMemory` - a ``BaseMemory`` (``HeadroomMemory.from_defaults(user_id=..., llm=...)``)
+  that recalls memories and extracts facts with any LLM (one extra call per reply);
 * :class:`HeadroomLLM` - wraps any LLM: injects memories, extracts and stores facts, strips blocks;
 * :class:`HeadroomRetriever` - memories as ``NodeWithScore``.
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 from ._chat_db import ChatStoreIndexError
 from .chat_store import HeadroomChatStore
 from .db_chat_store import HeadroomDBChatStore
+from .headroom_memory import HeadroomMemory
 from .llm import HeadroomLLM
 from .memory_block import HeadroomMemoryBlock, headroom_memory_blocks_template
 from .retriever import HeadroomRetriever, search_result_to_node
@@ -24,6 +27,7 @@ __all__ = [
     "HeadroomChatStore",
     "HeadroomDBChatStore",
     "HeadroomLLM",
+    "HeadroomMemory",
     "HeadroomMemoryBlock",
     "HeadroomRetriever",
     "headroom_memory_blocks_template",

@@ -35,6 +35,7 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 
 from headroom.inline.extraction import StreamingMemoryStripper
+from headroom.inline.injection import prepare_messages
 from headroom.inline.memory import InlineMemory, PreparedRequest
 from headroom.memory.config import MemoryConfig
 from headroom.memory.core import HierarchicalMemory
@@ -43,6 +44,7 @@ from headroom.memory.ports import Embedder
 
 from ._memory import close_quietly, resolve_memory
 from ._messages import from_openai, replace_text, to_openai
+from .memory_block import block_context_refs
 
 if TYPE_CHECKING:
     from llama_index.core.tools import BaseTool
@@ -140,6 +142,22 @@ class HeadroomLLM(FunctionCallingLLM):
 
     # -- helpers ---------------------------------------------------------------------------------
 
+    def _shown_by_block(self, openai: list[dict[str, Any]]) -> PreparedRequest | None:
+        """When a HeadroomMemoryBlock already shows memories: only the instruction is added."""
+        refs = block_context_refs(openai, self.user_id)
+        if refs is None:
+            return None
+        messages = prepare_messages(openai, context=None, instruction=self._inline.instruction)
+        return PreparedRequest(messages=messages, refs=refs)
+
+    def _prepare(self, messages: Sequence[ChatMessage]) -> PreparedRequest:
+        openai = to_openai(messages)
+        return self._shown_by_block(openai) or self._inline.prepare(openai)
+
+    async def _aprepare(self, messages: Sequence[ChatMessage]) -> PreparedRequest:
+        openai = to_openai(messages)
+        return self._shown_by_block(openai) or await self._inline.aprepare(openai)
+
     def _send(
         self, messages: Sequence[ChatMessage], prepared: PreparedRequest
     ) -> list[ChatMessage]:
@@ -161,21 +179,21 @@ class HeadroomLLM(FunctionCallingLLM):
     # -- chat ------------------------------------------------------------------------------------
 
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        prepared = self._inline.prepare(to_openai(messages))
+        prepared = self._prepare(messages)
         response = self.llm.chat(self._send(messages, prepared), **kwargs)
         text = response.message.content
         visible = None if text is None else self._inline.process_reply(text, prepared)
         return self._finish_chat(response, visible)
 
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        prepared = await self._inline.aprepare(to_openai(messages))
+        prepared = await self._aprepare(messages)
         response = await self.llm.achat(self._send(messages, prepared), **kwargs)
         text = response.message.content
         visible = None if text is None else await self._inline.aprocess_reply(text, prepared)
         return self._finish_chat(response, visible)
 
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        prepared = self._inline.prepare(to_openai(messages))
+        prepared = self._prepare(messages)
         inner = self.llm.stream_chat(self._send(messages, prepared), **kwargs)
         return self._stream_chat(inner, prepared)
 
@@ -203,7 +221,7 @@ class HeadroomLLM(FunctionCallingLLM):
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
-        prepared = await self._inline.aprepare(to_openai(messages))
+        prepared = await self._aprepare(messages)
         inner = await self.llm.astream_chat(self._send(messages, prepared), **kwargs)
         return self._astream_chat(inner, prepared)
 

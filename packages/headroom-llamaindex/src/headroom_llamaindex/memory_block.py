@@ -14,21 +14,28 @@ Tag collision: LlamaIndex's ``DEFAULT_MEMORY_BLOCKS_TEMPLATE`` wraps all blocks 
 :class:`~headroom_llamaindex.HeadroomLLM` also renames the default wrapper before calling the model,
 and the extraction parser never treats ``<memory_blocks>`` as a block.
 
-``_aput`` is a no-op: ``Memory`` only calls it for messages flushed out of its queue, so it is not
-a per-turn extraction point; facts are extracted by :class:`~headroom_llamaindex.HeadroomLLM`.
-When a HeadroomLLM already injects memories, this block is not needed (both would show them).
+``_aput`` runs only for messages ``Memory`` flushes out of its queue (under token pressure), so it
+is not a per-turn extraction point: with ``llm=`` the block extracts the facts of the flushed
+messages then (one call of ``llm``, like LlamaIndex's ``FactExtractionMemoryBlock``); without it,
+it stores nothing. Per-turn facts are extracted by :class:`~headroom_llamaindex.HeadroomLLM`
+(wrap the engine's LLM) or, with a plain LLM, by :class:`~headroom_llamaindex.HeadroomMemory`.
+With a HeadroomLLM the memories are shown once: the LLM sees this block's rendered context and
+does not inject its own (it keeps the block's references, so ``"supersedes"`` works).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, SerializeAsAny
 from llama_index.core.llms import ChatMessage
+from llama_index.core.llms.llm import LLM
 from llama_index.core.memory.memory import DEFAULT_MEMORY_BLOCKS_TEMPLATE, BaseMemoryBlock
 from llama_index.core.prompts import RichPromptTemplate
 
@@ -38,6 +45,7 @@ from headroom.inline.injection import (
     last_user_text,
     render_memory_context,
 )
+from headroom.inline.memory import InlineMemory
 from headroom.memory.config import MemoryConfig
 from headroom.memory.core import HierarchicalMemory
 from headroom.memory.errors import ConfigurationError
@@ -46,12 +54,53 @@ from headroom.memory.ports import Embedder
 
 from ._memory import close_quietly, resolve_memory
 from ._messages import MEMORY_BLOCKS_TAG, to_openai
+from .headroom_memory import aextract_facts, transcript_of
 
-__all__ = ["HeadroomMemoryBlock", "headroom_memory_blocks_template"]
+__all__ = ["HeadroomMemoryBlock", "block_context_refs", "headroom_memory_blocks_template"]
 
 logger = logging.getLogger(__name__)
 
 _CACHE_SIZE = 16
+_SHOWN_SIZE = 256
+_CONTEXT_RE = re.compile(r"<headroom_context>\n.*?</headroom_context>", re.DOTALL)
+_SHOWN: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
+"""(user id, rendered context) -> {ref: memory id}, for every context a block rendered lately."""
+_SHOWN_LOCK = threading.Lock()
+
+
+def _record_shown(user_id: str, rendered: str, injected: Sequence[InjectedMemory]) -> None:
+    with _SHOWN_LOCK:
+        _SHOWN[(user_id, rendered)] = {m.ref: m.memory_id for m in injected}
+        _SHOWN.move_to_end((user_id, rendered))
+        while len(_SHOWN) > _SHOWN_SIZE:
+            _SHOWN.popitem(last=False)
+
+
+def block_context_refs(
+    messages: Sequence[Mapping[str, Any]], user_id: str
+) -> dict[str, str] | None:
+    """The refs of the memories a memory block already put in ``messages``, or ``None``.
+
+    Looks at system/developer messages and at the last user message (where ``Memory`` inserts
+    its blocks). A rendered context not recorded here (another process) gives ``{}``: it is shown,
+    so nothing more is injected, but its references cannot be resolved.
+    """
+    last_user = next(
+        (i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "user"), None
+    )
+    found: dict[str, str] | None = None
+    for index, message in enumerate(messages):
+        if message.get("role") not in ("system", "developer") and index != last_user:
+            continue
+        text = message.get("content")
+        if not isinstance(text, str):
+            continue
+        for match in _CONTEXT_RE.finditer(text):
+            found = {} if found is None else found
+            with _SHOWN_LOCK:
+                refs = _SHOWN.get((user_id, match.group(0)))
+            found.update(refs or {})
+    return found
 
 
 def headroom_memory_blocks_template() -> RichPromptTemplate:
@@ -79,8 +128,12 @@ class HeadroomMemoryBlock(BaseMemoryBlock[str]):
     min_similarity: float = 0.0
     categories: list[MemoryCategory] | None = None
     min_importance: float | None = None
+    llm: SerializeAsAny[LLM] | None = Field(
+        default=None, description="Extracts facts from flushed messages (None: recall only)."
+    )
 
     _hm: HierarchicalMemory = PrivateAttr()
+    _extract: InlineMemory | None = PrivateAttr(default=None)
     _owned: bool = PrivateAttr(default=False)
     _rendered: OrderedDict[str, list[InjectedMemory]] = PrivateAttr(default_factory=OrderedDict)
 
@@ -107,6 +160,11 @@ class HeadroomMemoryBlock(BaseMemoryBlock[str]):
             user_id=user_id, session_id=session_id, agent_id=agent_id, categories=parsed, **kwargs
         )
         self._hm, self._owned = resolve_memory(memory, db_path, config, embedder)
+        if self.llm is not None:
+            self._extract = InlineMemory(
+                self._hm, user_id=user_id, session_id=session_id, agent_id=agent_id,
+                top_k=self.top_k, token_budget=self.token_budget,
+            )  # fmt: skip
 
     @property
     def memory(self) -> HierarchicalMemory:
@@ -152,14 +210,22 @@ class HeadroomMemoryBlock(BaseMemoryBlock[str]):
         return rendered
 
     def _remember(self, rendered: str, injected: list[InjectedMemory]) -> None:
+        _record_shown(self.user_id, rendered, injected)
         self._rendered[rendered] = injected
         self._rendered.move_to_end(rendered)
         while len(self._rendered) > _CACHE_SIZE:
             self._rendered.popitem(last=False)
 
     async def _aput(self, messages: list[ChatMessage]) -> None:
-        """No-op: facts are extracted per turn by HeadroomLLM, not from flushed messages."""
-        return None
+        """With ``llm=``: extract and store the facts of the messages ``Memory`` flushed."""
+        if self.llm is None or self._extract is None:
+            return
+        try:
+            transcript = transcript_of(messages)
+            if transcript:
+                await aextract_facts(self.llm, self._extract, transcript)
+        except Exception:
+            logger.exception("headroom: extracting facts from flushed messages failed")
 
     async def atruncate(self, content: str, tokens_to_truncate: int) -> str | None:
         """Drop the least relevant memories until ~``tokens_to_truncate`` tokens are saved."""

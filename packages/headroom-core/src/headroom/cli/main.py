@@ -153,6 +153,15 @@ def _add_memory_commands(memory: argparse.ArgumentParser) -> None:
     p.add_argument("--user", help="refuse if the memory belongs to another user")
     p.set_defaults(func=cm.cmd_delete)
 
+    from headroom.cli.migrate import cmd_migrate
+
+    p = sub.add_parser("migrate", help="copy a memory between SQLite and PostgreSQL, verified")
+    p.add_argument("--from", dest="source", required=True, help="source: a .db file or a URL")
+    p.add_argument("--to", dest="target", required=True,
+                   help="target: a .db file or postgresql://user:pass@host/db")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=1000, help="records per transaction")
+    p.set_defaults(func=cmd_migrate)
+
     p = sub.add_parser("purge", parents=[parent], help="delete a user's memories (or a session's)")
     _scope_args(p, user_required=True)
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")

@@ -42,11 +42,12 @@ def open_memory(
 ) -> HierarchicalMemory:
     """Open the database at ``db`` with the named embedder (``hash`` is the test fake);
     ``read_only`` never writes (the read commands: also on a read-only filesystem)."""
-    from headroom.memory.config import EmbedderBackend, MemoryConfig
+    from headroom.memory.config import EmbedderBackend, MemoryConfig, postgres_url
     from headroom.memory.core import HierarchicalMemory
 
-    path = Path(db)
-    if not create and not path.is_file():
+    url = postgres_url(db)
+    path: Path | str = url or Path(db)
+    if url is None and not create and not Path(path).is_file():
         raise CliError(f"no memory database at {str(path)!r} (choose one with --db PATH)")
     if embedder == "hash":
         from headroom.testing import HashEmbedder
@@ -70,6 +71,18 @@ def _opened(
         yield hm
     finally:
         hm.sync.close()
+
+
+def _display(db: str | Path) -> str:
+    """The database for display: a file path, or a URL with its password hidden."""
+    from headroom.memory.config import postgres_url
+
+    url = postgres_url(db)
+    if url is None:
+        return str(Path(db))
+    from headroom.memory.adapters.postgres.connect import redact
+
+    return redact(url)
 
 
 def _dump(data: Any) -> None:
@@ -205,7 +218,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     with _opened(args, read_only=True) as hm:
         stats = hm.sync.stats(args.user)
-    stats["db_path"] = str(Path(args.db))
+    stats["db_path"] = _display(args.db)
     if args.json:
         _dump(stats)
         return 0

@@ -69,6 +69,8 @@ def split_memory_block(text: str | None) -> tuple[str, list[ExtractedMemory]]:
     """
     if text is None:
         return "", []
+    if not isinstance(text, str):
+        raise ValidationError(f"text must be a string, got {type(text).__name__}")
     if _OPEN_RE.search(text) is None and _CLOSE_RE.search(text) is None:
         return text, []
     stripper = StreamingMemoryStripper()
@@ -146,6 +148,8 @@ class StreamingMemoryStripper:
         """Consume ``chunk``; return the visible text that can be emitted now (may be ``""``)."""
         if self._finished:
             raise ValidationError("StreamingMemoryStripper.feed() called after finish()")
+        if chunk is not None and not isinstance(chunk, str):
+            raise ValidationError(f"chunk must be a string, got {type(chunk).__name__}")
         if chunk:
             buf, self._buf = self._buf + chunk, ""
             self._run(buf, final=False)

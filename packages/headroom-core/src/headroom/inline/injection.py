@@ -211,6 +211,10 @@ def prepare_messages(
 
 def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
     """The text of the last user message (text parts joined), without injected context; ``""``."""
+    if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Sequence):
+        raise ValidationError(
+            f"messages must be a list of chat messages, got {type(messages).__name__}"
+        )
     for message in reversed(messages):
         if isinstance(message, Mapping) and message.get("role") == "user":
             return _CONTEXT_BLOCK_RE.sub("", _text_of(message.get("content"))).strip()

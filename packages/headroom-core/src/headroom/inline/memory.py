@@ -34,12 +34,16 @@ from headroom.inline.injection import (
     render_memory_context_refs,
 )
 from headroom.memory.core import HierarchicalMemory
+from headroom.memory.errors import ValidationError
 from headroom.memory.models import Memory, MemoryCategory, ScopeLevel, SearchResult
 from headroom.memory.validation import clean_text
 
 __all__ = ["InlineMemory", "PreparedRequest"]
 
 logger = logging.getLogger(__name__)
+
+MAX_QUERY_CHARS = 4_000
+"""The injection search uses at most this many characters: the end of the last user message."""
 
 
 @dataclass
@@ -78,6 +82,10 @@ class InlineMemory:
             check_optional_id,
         )
 
+        if not isinstance(memory, HierarchicalMemory):
+            raise ValidationError(
+                f"memory must be a HierarchicalMemory, got {type(memory).__name__}"
+            )
         self.memory = memory
         self.user_id = check_id(user_id, "user_id")
         self.explicit_session_id = check_optional_id(session_id, "session_id")
@@ -93,7 +101,10 @@ class InlineMemory:
     # -- injection -------------------------------------------------------------------------------
 
     def _search_args(self, query: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        query = clean_text(query)  # user text: lone surrogates become U+FFFD, never an error
+        # User text: lone surrogates become U+FFFD (never an error), and only the last
+        # MAX_QUERY_CHARS are searched, so one huge message cannot hold the memory's single
+        # worker (embedders read at most a few hundred tokens anyway).
+        query = clean_text(query[-MAX_QUERY_CHARS:])
         return (query, self.user_id, self.session_id, self.agent_id), {
             "top_k": self.top_k, "min_similarity": self.min_similarity,
         }  # fmt: skip

@@ -11,11 +11,13 @@ from .errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_DB_PATH",
+    "POSTGRES_URL_PREFIXES",
     "EmbedderBackend",
     "MemoryConfig",
     "StoreBackend",
     "TextBackend",
     "VectorBackend",
+    "postgres_url",
 ]
 
 DEFAULT_DB_PATH = Path("headroom_memory.db")
@@ -25,6 +27,22 @@ class StoreBackend(str, Enum):
     """Where memories are stored (the single source of truth)."""
 
     SQLITE = "sqlite"
+    POSTGRES = "postgres"  # PostgreSQL + pgvector (database_url); extra headroom-core[postgres]
+
+
+POSTGRES_URL_PREFIXES = ("postgresql://", "postgresql+psycopg://")
+
+
+def postgres_url(value: object) -> str | None:
+    """``value`` as a PostgreSQL URL when it is one (also after ``Path()`` collapsed its ``//``)."""
+    text = str(value) if isinstance(value, str | Path) else ""
+    for prefix in POSTGRES_URL_PREFIXES:
+        if text.startswith(prefix):
+            return text
+        collapsed = prefix.replace("//", "/")
+        if isinstance(value, Path) and text.startswith(collapsed):
+            return prefix + text[len(collapsed) :]
+    return None
 
 
 class VectorBackend(str, Enum):
@@ -69,6 +87,14 @@ class MemoryConfig:
 
     store_backend: StoreBackend = StoreBackend.SQLITE
     db_path: Path | str = DEFAULT_DB_PATH
+    """A SQLite file, or a ``postgresql://`` / ``postgresql+psycopg://`` URL (selects POSTGRES)."""
+    database_url: str | None = None
+    """The PostgreSQL URL of StoreBackend.POSTGRES (set from ``db_path`` when that is a URL)."""
+    postgres_exact_max: int = 20_000
+    """POSTGRES: vector search ranks the visible rows exactly while there are at most this many;
+    above it, if the HNSW index exists, the index runs with ``hnsw.iterative_scan``. The index
+    exists with VectorBackend.HNSW, or with AUTO once the table holds > ``hnsw_min_entries``."""
+    postgres_pool_size: int = 5
 
     vector_backend: VectorBackend = VectorBackend.AUTO
     vector_dimension: int = 384
@@ -129,7 +155,7 @@ class MemoryConfig:
             check_config_fields(self)
         except ValidationError as exc:
             raise ConfigurationError(str(exc)) from None
-        self.db_path = Path(self.db_path)
+        url = postgres_url(self.db_path)
         try:
             self.store_backend = StoreBackend(self.store_backend)
             self.vector_backend = VectorBackend(self.vector_backend)
@@ -137,6 +163,21 @@ class MemoryConfig:
             self.embedder_backend = EmbedderBackend(self.embedder_backend)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
+        if url is not None:
+            self.db_path, self.database_url = url, url
+            self.store_backend = StoreBackend.POSTGRES
+        else:
+            self.db_path = Path(self.db_path)
+            if self.database_url is not None:
+                if postgres_url(self.database_url) is None:
+                    raise ConfigurationError(
+                        "database_url must start with postgresql:// or postgresql+psycopg://"
+                    )
+                self.store_backend = StoreBackend.POSTGRES
+        if self.store_backend is StoreBackend.POSTGRES and self.database_url is None:
+            raise ConfigurationError(
+                "StoreBackend.POSTGRES needs database_url='postgresql://user:password@host/db'"
+            )
         if self.vector_dimension <= 0:
             raise ConfigurationError("vector_dimension must be positive")
         if not 0.0 <= self.bubble_threshold <= 1.0:
@@ -154,4 +195,10 @@ class MemoryConfig:
         unknown = set(overrides) - known
         if unknown:
             raise ConfigurationError(f"unknown MemoryConfig fields: {sorted(unknown)}")
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        if "db_path" in clean and postgres_url(clean["db_path"]) is None:
+            # a file path selects SQLite even when this config was PostgreSQL
+            clean.setdefault("store_backend", StoreBackend.SQLITE)
+            if "database_url" not in clean:
+                clean["database_url"] = None
+        return replace(self, **clean)

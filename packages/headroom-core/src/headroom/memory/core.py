@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from .config import MemoryConfig
 from .engine import MemoryEngine
-from .errors import ClosedError
+from .errors import ClosedError, ValidationError
 from .models import Memory, MemoryCategory, ScopeLevel, SearchResult
 from .ports import Embedder, MemoryFilter, search_filter
 from .sync import SyncHierarchicalMemory
@@ -59,6 +59,13 @@ class HierarchicalMemory:
     ) -> tuple[ThreadPoolExecutor, Callable[[], MemoryEngine]]:
         from .factory import create_memory_system
 
+        if config is not None and not isinstance(config, MemoryConfig):
+            raise ValidationError(f"config must be a MemoryConfig, got {type(config).__name__}")
+        if embedder is not None and not isinstance(embedder, Embedder):
+            raise ValidationError(
+                "embedder must provide dimension, model_name, embed() and close(), "
+                f"got {type(embedder).__name__}"
+            )
         cfg = (
             (config or MemoryConfig()).with_overrides(**overrides)
             if overrides

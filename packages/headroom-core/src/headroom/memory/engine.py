@@ -33,6 +33,7 @@ from .validation import (
     check_content,
     check_entity_refs,
     check_id,
+    check_import_links,
     check_importance,
     check_metadata,
     check_optional_id,
@@ -221,6 +222,7 @@ class MemoryEngine(EngineReads):
         for i, memory in enumerate(memories):
             if not isinstance(memory, Memory):
                 raise ValidationError(f"import item {i} is not a Memory")
+            memory = memory.copy()
             try:
                 check_record(memory)
             except ValidationError as exc:
@@ -228,22 +230,8 @@ class MemoryEngine(EngineReads):
             if memory.id in seen or self.store.get(memory.id) is not None:
                 continue
             seen.add(memory.id)
-            fresh.append(memory.copy())
-        owners = {m.id: m.user_id for m in fresh}
-        for memory in fresh:
-            for link in ("supersedes", "superseded_by"):
-                target = getattr(memory, link)
-                if target is None:
-                    continue
-                owner = owners.get(target)
-                if owner is None:
-                    stored = self.store.get(target)
-                    owner = stored.user_id if stored is not None else None
-                if owner is not None and owner != memory.user_id:
-                    raise ValidationError(
-                        f"import record {memory.id!r}: {link} {target!r} belongs to another "
-                        "user; supersession links never cross users (nothing was imported)"
-                    )
+            fresh.append(memory)
+        check_import_links(fresh, self.store.get)
         if not fresh:
             return 0
         vectors = self._embed([m.content for m in fresh])

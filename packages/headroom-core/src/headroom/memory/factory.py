@@ -8,7 +8,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from .config import EmbedderBackend, MemoryConfig, TextBackend, VectorBackend
+from .config import EmbedderBackend, MemoryConfig, StoreBackend, TextBackend, VectorBackend
 from .errors import ConfigurationError, DimensionMismatchError, MissingDependencyError
 from .ports import Embedder, MemoryCache, TextIndex, VectorIndex
 
@@ -164,6 +164,8 @@ def create_memory_system(
             f"the embedder {embedder.model_name!r} produces {dimension}-dimensional vectors but "
             f"MemoryConfig.vector_dimension is {config.vector_dimension}; set vector_dimension={dimension}"
         )
+    if config.store_backend is StoreBackend.POSTGRES:
+        return _postgres_system(config, embedder)
     hooks = []
     text_index_factory = None
     if config.text_backend is TextBackend.FTS5:
@@ -184,5 +186,39 @@ def create_memory_system(
         embedder=embedder,
         vector_index=_vector_index(config, dimension),
         text_index=text_index_factory(store) if text_index_factory else None,
+        cache=LRUMemoryCache(config.cache_max_size) if config.cache_enabled else None,
+    )
+
+
+def _postgres_system(config: MemoryConfig, embedder: Embedder) -> MemoryComponents:
+    """Store, vectors and full text all in PostgreSQL (no local files)."""
+    from .adapters.lru_cache import LRUMemoryCache
+    from .adapters.postgres.search import PgTextIndex, PgVectorIndex
+    from .adapters.postgres.store import PostgresMemoryStore
+
+    if config.vector_backend is VectorBackend.SQLITE_VEC:
+        raise ConfigurationError("VectorBackend.SQLITE_VEC does not apply to StoreBackend.POSTGRES")
+    assert config.database_url is not None
+    hnsw = {VectorBackend.HNSW: "always", VectorBackend.FLAT: "never"}.get(
+        config.vector_backend, "auto"
+    )
+    store = PostgresMemoryStore(
+        config.database_url,
+        pool_size=config.postgres_pool_size,
+        hnsw=hnsw,
+        hnsw_min_entries=config.hnsw_min_entries,
+        read_only=config.read_only,
+    )
+    vector_index: VectorIndex | None = None
+    if config.vector_backend is not VectorBackend.NONE:
+        vector_index = PgVectorIndex(
+            store, exact_max=config.postgres_exact_max, ef_search=config.hnsw_ef_search
+        )
+    return MemoryComponents(
+        config=config,
+        store=store,
+        embedder=embedder,
+        vector_index=vector_index,
+        text_index=PgTextIndex(store) if config.text_backend is not TextBackend.NONE else None,
         cache=LRUMemoryCache(config.cache_max_size) if config.cache_enabled else None,
     )

@@ -7,9 +7,10 @@ owning) or ``db_path=`` / ``config=`` to open one (which the adapter then owns a
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
-from .config import MemoryConfig
+from .config import MemoryConfig, StoreBackend, postgres_url
 from .core import HierarchicalMemory
 from .errors import ConfigurationError
 from .ports import Embedder
@@ -24,7 +25,14 @@ def config_for(
 ) -> MemoryConfig:
     """``config`` (or the default config) with ``db_path`` applied when it is given."""
     base = config or MemoryConfig()
-    return base.with_overrides(db_path=Path(db_path)) if db_path is not None else base
+    if db_path is None:
+        return base
+    url = postgres_url(db_path)
+    if url is not None:
+        return base.with_overrides(db_path=url, database_url=url)
+    return replace(
+        base, db_path=Path(db_path), database_url=None, store_backend=StoreBackend.SQLITE
+    )
 
 
 def resolve_memory(

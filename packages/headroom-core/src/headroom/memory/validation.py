@@ -9,7 +9,7 @@ Every public entry point (HierarchicalMemory and its ``.sync`` twin, ``Memory``,
   surrogate (``"\\ud800"``) is rejected, never silently replaced (the inline layer, which reads
   model and user text, replaces them with U+FFFD before calling the engine: :func:`clean_text`);
 * numbers must be finite; metadata must be plain JSON (str keys; str, int, finite float, bool,
-  None, lists and dicts of those, at most ``MAX_JSON_DEPTH`` deep);
+  None, lists and dicts of those, at most ``MAX_JSON_DEPTH`` deep; integers within 64 bits);
 * timestamps must be timezone-aware ``datetime`` objects;
 * an AGENT- or TURN-level memory needs ``session_id`` (see :func:`derive_scope`).
 """
@@ -34,6 +34,7 @@ __all__ = [
     "check_filter",
     "check_filter_fields",
     "check_id",
+    "check_import_links",
     "check_importance",
     "check_int",
     "check_kwargs",
@@ -186,6 +187,8 @@ def _check_json(value: Any, name: str, depth: int) -> Any:
     if isinstance(value, str):
         return check_text(value, name)
     if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise ValidationError(f"{name} must fit in 64 bits (a JSON number SQL can compare)")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -303,24 +306,47 @@ def check_filter(value: Any) -> Any:
 
 def check_record(memory: Any) -> None:
     """An exported :class:`Memory` record, checked like add() arguments (ids, text, JSON, dates,
-    scope); import_memories runs it on every record before inserting any."""
+    scope) and normalised in place (enum fields given as strings, lists, floats); import_memories
+    runs it on a copy of every record before inserting any."""
     check_id(memory.id, "id")
     check_id(memory.user_id, "user_id")
     session = check_optional_id(memory.session_id, "session_id")
     agent = check_optional_id(memory.agent_id, "agent_id")
     turn = check_optional_id(memory.turn_id, "turn_id")
-    derive_scope(memory.scope_level, session, agent, turn)
-    check_content(memory.content)
-    check_importance(memory.importance)
-    MemoryCategory.parse(memory.category)
-    check_entity_refs(memory.entity_refs)
-    check_metadata(memory.metadata)
+    memory.scope_level = derive_scope(memory.scope_level, session, agent, turn)
+    if memory.promoted_from is not None:
+        memory.promoted_from = ScopeLevel.parse(memory.promoted_from)
+    memory.content = check_content(memory.content)
+    memory.importance = check_importance(memory.importance)
+    memory.category = MemoryCategory.parse(memory.category)
+    memory.entity_refs = check_entity_refs(memory.entity_refs)
+    memory.metadata = check_metadata(memory.metadata)
     for name in ("created_at", "updated_at", "valid_from"):
         if check_timestamp(getattr(memory, name), name) is None:
             raise ValidationError(f"{name} is required")
     check_timestamp(memory.valid_until, "valid_until")
     check_optional_id(memory.supersedes, "supersedes")
     check_optional_id(memory.superseded_by, "superseded_by")
+
+
+def check_import_links(records: Sequence[Any], stored: Any) -> None:
+    """Supersession links of imported records never cross users: a link to another user's
+    memory (in the batch, or ``stored(id)`` in the store) rejects the whole import."""
+    owners = {m.id: m.user_id for m in records}
+    for memory in records:
+        for link in ("supersedes", "superseded_by"):
+            target = getattr(memory, link)
+            if target is None:
+                continue
+            owner = owners.get(target)
+            if owner is None:
+                found = stored(target)
+                owner = found.user_id if found is not None else None
+            if owner is not None and owner != memory.user_id:
+                raise ValidationError(
+                    f"import record {memory.id!r}: {link} {target!r} belongs to another "
+                    "user; supersession links never cross users (nothing was imported)"
+                )
 
 
 def check_kwargs(kwargs: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:

@@ -171,6 +171,9 @@ class ScriptedAssistant:
         user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
         raw = _text_of(user.get("content")) if user else ""
         memories = parse_injected_memories(raw)
+        for message in messages:  # memories shown in a system message (e.g. LlamaIndex blocks)
+            if message.get("role") in ("system", "developer"):
+                memories += parse_injected_memories(_text_of(message.get("content")))
         said = _CONTEXT_RE.sub("", raw).strip()
         instructed = any(
             m.get("role") in ("system", "developer") and "<memory>" in _text_of(m.get("content"))

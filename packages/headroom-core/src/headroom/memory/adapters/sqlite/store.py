@@ -21,7 +21,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy import Engine, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
@@ -36,6 +36,7 @@ from headroom.memory.adapters.sql.tables import (
     table_metadata,
     vector_to_bytes,
 )
+from headroom.memory.adapters.sqlite.connect import check_meta, create_sqlite_engine
 from headroom.memory.errors import (
     ConfigurationError,
     DimensionMismatchError,
@@ -128,7 +129,10 @@ class SQLModelMemoryStore:
         if self.read_only:
             self._open_read_only(embedder_model, dimension)
             return
-        engine = self._create_engine(f"sqlite:///{self.db_path}")
+        engine = create_sqlite_engine(
+            f"sqlite:///{self.db_path}", busy_timeout_ms=self._busy_timeout_ms,
+            cache_size_kb=self._cache_size_kb, read_only=False,
+        )  # fmt: skip
         self._engine = engine
         self._dimension = dimension
         with self._write() as conn:
@@ -152,31 +156,7 @@ class SQLModelMemoryStore:
             if "database_id" not in meta:  # databases created before the id existed
                 conn.execute(insert(M), [{"key": "database_id", "value": uuid.uuid4().hex}])
             self.database_id = self._read_database_id(conn)
-        self._check_meta(meta, embedder_model, dimension)
-
-    def _create_engine(self, url: str) -> Engine:
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": self._busy_timeout_ms / 1000}
-        )
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-            cur = dbapi_conn.cursor()
-            cur.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-            if not self.read_only:
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute(f"PRAGMA cache_size=-{int(self._cache_size_kb)}")
-            cur.execute("PRAGMA temp_store=MEMORY")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("headroom_write") else "BEGIN")
-
-        return engine
+        check_meta(self.db_path, meta, embedder_model, dimension)
 
     def _open_read_only(self, embedder_model: str, dimension: int) -> None:
         """Open without writing anything (``mode=ro``); on a read-only filesystem, where SQLite
@@ -186,7 +166,10 @@ class SQLModelMemoryStore:
         uri = "file:" + urllib.parse.quote(str(self.db_path.resolve()))
         meta: dict[str, str] = {}
         for options in ("mode=ro", "mode=ro&immutable=1"):
-            self._engine = self._create_engine(f"sqlite:///{uri}?{options}&uri=true")
+            self._engine = create_sqlite_engine(
+                f"sqlite:///{uri}?{options}&uri=true", busy_timeout_ms=self._busy_timeout_ms,
+                cache_size_kb=self._cache_size_kb, read_only=True,
+            )  # fmt: skip
             try:
                 with self._read() as conn:
                     names = set(conn.exec_driver_sql(
@@ -203,23 +186,8 @@ class SQLModelMemoryStore:
             self.close()
             raise StorageError(f"{str(self.db_path)!r} is not a headroom memory database")
         self._dimension = dimension
-        self._check_meta(meta, embedder_model, dimension)
+        check_meta(self.db_path, meta, embedder_model, dimension)
         self.database_id = meta.get("database_id", "")
-
-    def _check_meta(self, meta: dict[str, str], embedder_model: str, dimension: int) -> None:
-        stored_dim = int(meta.get("dimension", dimension))
-        stored_model = meta.get("embedder_model", embedder_model)
-        if stored_dim != dimension:
-            raise DimensionMismatchError(
-                f"the database {self.db_path} holds {stored_dim}-dimensional vectors "
-                f"(model {stored_model!r}) but the configured embedder produces {dimension} "
-                "dimensions; use the same embedder, or a new database"
-            )
-        if _model_key(stored_model) != _model_key(embedder_model):
-            raise DimensionMismatchError(
-                f"the database {self.db_path} was embedded with {stored_model!r} but the configured "
-                f"embedder is {embedder_model!r}; vectors of different models are not comparable"
-            )
 
     @staticmethod
     def _read_database_id(conn: Connection) -> str:
@@ -496,7 +464,3 @@ class SQLModelMemoryStore:
             "users": int(users),
             "db_size_bytes": size,
         }
-
-
-def _model_key(name: str) -> str:
-    return name.strip().lower().removeprefix("sentence-transformers/")

@@ -1,0 +1,1 @@
+"""PostgreSQL + pgvector adapters (extra ``headroom-core[postgres]``): store, vectors, full text."""

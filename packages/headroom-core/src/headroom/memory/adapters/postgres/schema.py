@@ -1,0 +1,166 @@
+"""The PostgreSQL schema: the shared SQLModel tables plus the pgvector / tsvector columns.
+
+``create_all`` makes the same tables as on SQLite; then, once, ``embedding`` becomes a
+``vector(dim)``, a generated ``search_tsv`` (english) gets a GIN index, and ``(user_id, pk)`` an
+index for the per-user filters. The HNSW index (:data:`HNSW_DDL`) is created by the store when
+the configuration asks for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.types import UserDefinedType
+
+from headroom.memory.adapters.postgres.filters import pg_filter_clause
+from headroom.memory.adapters.sql.tables import DeletionRow, MemoryRow, MetaRow, table_metadata
+from headroom.memory.errors import DimensionMismatchError
+from headroom.memory.models import ScopeLevel
+from headroom.memory.ports import FloatArray, MemoryFilter
+
+__all__ = [
+    "HNSW_DDL",
+    "LOCK_KEY",
+    "TABLE",
+    "D",
+    "M",
+    "PgVector",
+    "as_array",
+    "check_meta",
+    "create_schema",
+    "int_array",
+    "store_stats",
+]
+
+SCHEMA_VERSION = "1"
+TABLE = MemoryRow.__table__  # type: ignore[attr-defined]
+T = TABLE.c
+M = MetaRow.__table__  # type: ignore[attr-defined]
+D = DeletionRow.__table__  # type: ignore[attr-defined]
+LOCK_KEY = 0x4845414452  # advisory lock taken while creating the schema ("HEADR")
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+
+
+class PgVector(UserDefinedType[Any]):
+    """``vector`` values passed straight to psycopg (pgvector's binary dumper/loader)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "vector"
+
+
+def _schema_ddl(dim: int) -> list[str]:
+    return [
+        f"ALTER TABLE memories ALTER COLUMN embedding TYPE vector({dim}) USING NULL",
+        "ALTER TABLE memories ADD COLUMN search_tsv tsvector GENERATED ALWAYS AS "
+        "(to_tsvector('english'::regconfig, search_text)) STORED",
+        "CREATE INDEX ix_memories_search_tsv ON memories USING gin (search_tsv)",
+        "CREATE INDEX ix_memories_user_pk ON memories (user_id, pk)",
+    ]
+
+
+HNSW_DDL = (
+    "CREATE INDEX IF NOT EXISTS ix_memories_embedding_hnsw ON memories USING hnsw "
+    f"(embedding vector_cosine_ops) WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+)
+
+
+def create_schema(conn: Connection, embedder_model: str, dimension: int) -> dict[str, str] | None:
+    """Create the tables once (under an advisory lock); the stored meta, or None when new."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+    fresh = conn.execute(text("SELECT to_regclass('memories') IS NULL")).scalar_one()
+    table_metadata.create_all(conn, tables=[TABLE, M, D])
+    if fresh:
+        for statement in _schema_ddl(dimension):
+            conn.exec_driver_sql(statement)
+    meta = {row.key: row.value for row in conn.execute(select(M))}
+    if meta:
+        return meta
+    conn.execute(
+        insert(M),
+        [
+            {"key": "schema_version", "value": SCHEMA_VERSION},
+            {"key": "seq", "value": "0"},
+            {"key": "embedder_model", "value": embedder_model},
+            {"key": "dimension", "value": str(dimension)},
+        ],
+    )
+    return None
+
+
+def check_meta(where: str, meta: dict[str, str], embedder_model: str, dimension: int) -> None:
+    stored_dim = int(meta.get("dimension", dimension))
+    stored_model = meta.get("embedder_model", embedder_model)
+    if stored_dim != dimension:
+        raise DimensionMismatchError(
+            f"the database {where} holds {stored_dim}-dimensional vectors (model "
+            f"{stored_model!r}) but the configured embedder produces {dimension} dimensions; "
+            "use the same embedder, or a new database"
+        )
+    if _model_key(stored_model) != _model_key(embedder_model):
+        raise DimensionMismatchError(
+            f"the database {where} was embedded with {stored_model!r} but the configured "
+            f"embedder is {embedder_model!r}; vectors of different models are not comparable"
+        )
+
+
+def store_stats(conn: Connection, user_id: str | None) -> dict[str, Any]:
+    """Counts by category and scope, users and on-disk size (the MemoryStore.stats shape)."""
+    base = MemoryFilter(user_id=user_id, include_superseded=True)
+    where = pg_filter_clause(base)
+    current = pg_filter_clause(MemoryFilter(user_id=user_id))
+    superseded = conn.execute(
+        select(func.count()).where(where, T.superseded_by.is_not(None))
+    ).scalar_one()
+    cats = conn.execute(select(T.category, func.count()).where(current).group_by(T.category)).all()
+    scopes = conn.execute(
+        select(T.scope_level, func.count()).where(current).group_by(T.scope_level)
+    ).all()
+    users = conn.execute(select(func.count(func.distinct(T.user_id))).where(where)).scalar_one()
+    size = conn.execute(
+        text(
+            "SELECT pg_total_relation_size('memories') + "
+            "pg_total_relation_size('memory_deletions') + "
+            "pg_total_relation_size('headroom_meta')"
+        )
+    ).scalar_one()
+    categories = {str(c): int(n) for c, n in cats}
+    scope_levels = {s.value: 0 for s in ScopeLevel}
+    scope_levels.update({str(s): int(n) for s, n in scopes})
+    return {
+        "total": sum(categories.values()),
+        "superseded": int(superseded),
+        "versions": sum(categories.values()) + int(superseded),
+        "categories": categories,
+        "scope_levels": scope_levels,
+        "users": int(users),
+        "db_size_bytes": int(size),
+    }
+
+
+def int_array(pks: Sequence[int] | npt.NDArray[np.int64]) -> Any:
+    from sqlalchemy.dialects.postgresql import ARRAY
+    from sqlalchemy.types import BigInteger
+
+    return bindparam("pks", [int(p) for p in pks], type_=ARRAY(BigInteger))
+
+
+def as_array(value: Any) -> FloatArray:
+    if isinstance(value, np.ndarray):
+        return value.astype(np.float32, copy=False)
+    if hasattr(value, "to_numpy"):
+        return np.asarray(value.to_numpy(), dtype=np.float32)
+    from pgvector import Vector
+
+    return np.asarray(Vector._from_db(value), dtype=np.float32)
+
+
+def _model_key(name: str) -> str:
+    return name.strip().lower().removeprefix("sentence-transformers/")

@@ -1,0 +1,454 @@
+"""PostgresMemoryStore: memories, pgvector embeddings, a tsvector and a change sequence.
+
+The same SQLModel tables as the SQLite store (:mod:`headroom.memory.adapters.sql.tables`); the
+dialect differences live here: ``embedding`` is a ``vector(dim)`` column with an HNSW (cosine)
+index, ``search_tsv`` a generated ``tsvector`` with a GIN index, and the JSON filters use jsonb.
+
+Every write is one transaction that bumps ``headroom_meta.seq`` as its last statement (so the row
+lock is held only while committing), which is how caches in any process or host notice writes.
+The vectors and the full-text index live in the same rows, so nothing derived has to catch up:
+``changes_since`` only reports the sequence number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import (
+    Engine,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    type_coerce,
+    update,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from headroom.memory.adapters.postgres.connect import (
+    create_pg_engine,
+    ensure_vector_extension,
+    redact,
+    retried,
+    translate_errors,
+)
+from headroom.memory.adapters.postgres.filters import pg_filter_clause
+from headroom.memory.adapters.postgres.schema import (
+    HNSW_DDL,
+    LOCK_KEY,
+    TABLE,
+    D,
+    M,
+    PgVector,
+    as_array,
+    check_meta,
+    create_schema,
+    int_array,
+    store_stats,
+)
+from headroom.memory.adapters.sql.filters import order_clause
+from headroom.memory.adapters.sql.tables import (
+    memory_to_values,
+    row_to_memory,
+)
+from headroom.memory.errors import (
+    DimensionMismatchError,
+    MemoryNotFoundError,
+    ReadOnlyError,
+    StorageError,
+    SupersededError,
+)
+from headroom.memory.models import Memory
+from headroom.memory.ports import FloatArray, MemoryFilter, StoreChanges
+
+__all__ = ["PostgresMemoryStore"]
+
+logger = logging.getLogger(__name__)
+
+T = TABLE.c
+
+
+class PostgresMemoryStore:
+    """The PostgreSQL store; any number of processes and hosts may share one database."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        search_text: Any = None,
+        hnsw: str = "auto",
+        hnsw_min_entries: int = 200_000,
+        read_only: bool = False,
+    ) -> None:
+        from headroom.memory.adapters.sqlite.store import default_search_text
+
+        self.url = url
+        self.db_path = url
+        self._pool_size = pool_size
+        self._search_text = search_text or default_search_text
+        self._dimension = 0
+        self._engine: Engine | None = None
+        self.read_only = read_only
+        self._hnsw_mode = hnsw
+        self._hnsw_min_entries = hnsw_min_entries
+        self.pgvector_version: tuple[int, ...] = ()
+        self.has_hnsw = False
+        """True when the HNSW index exists (searches of large visible sets then use it)."""
+
+    def __repr__(self) -> str:
+        return f"PostgresMemoryStore({redact(self.url)})"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise StorageError("the store is not open")
+        return self._engine
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @translate_errors
+    def open(self, *, embedder_model: str, dimension: int) -> None:
+        engine = create_pg_engine(self.url, pool_size=self._pool_size)
+        try:
+            self._engine = engine
+            self._dimension = dimension
+            meta: dict[str, str] | None
+            if self.read_only:
+                meta = self._existing_meta()
+            else:
+                ensure_vector_extension(engine)
+                meta = self._create_schema(embedder_model, dimension)
+        except BaseException:
+            engine.dispose()
+            self._engine = None
+            raise
+        if meta is not None:
+            self._check_meta(meta, embedder_model, dimension)
+        self._ensure_hnsw()
+
+    def _existing_meta(self) -> dict[str, str]:
+        """Read-only opening: the stored meta; nothing is created."""
+        with self._read() as conn:
+            if conn.execute(text("SELECT to_regclass('headroom_meta')")).scalar() is None:
+                raise StorageError(f"no Headroom memory in {redact(self.url)} (opened read-only)")
+            return {row.key: row.value for row in conn.execute(select(M))}
+
+    def _ensure_hnsw(self) -> None:
+        """HNSW index: always ("always"), never ("never"), or once the table is large ("auto").
+
+        Inserting into an HNSW graph costs far more than the row itself, and per-user searches
+        of small visible sets are exact scans anyway, so AUTO builds the index (in one pass, on
+        open) only when the table holds more than ``hnsw_min_entries`` vectors.
+        """
+        with self._read() as conn:
+            exists = conn.execute(
+                text("SELECT to_regclass('ix_memories_embedding_hnsw') IS NOT NULL")
+            ).scalar_one()
+            version = conn.execute(
+                text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            ).scalar_one()
+        self.pgvector_version = tuple(int(p) for p in str(version).split(".")[:2] if p.isdigit())
+        if self.pgvector_version < (0, 8):
+            # without iterative index scans a filtered HNSW search can lose a user's matches
+            logger.warning("pgvector %s < 0.8: vector search stays exact (no HNSW)", version)
+            self.has_hnsw = False
+            return
+        want = self._hnsw_mode == "always" or (
+            self._hnsw_mode == "auto" and self.vector_count() > self._hnsw_min_entries
+        )
+        if want and not exists and not self.read_only:
+            logger.info("building the HNSW index of %s", redact(self.url))
+            with self._write() as conn:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+                conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+                conn.exec_driver_sql(HNSW_DDL)
+            exists = True
+        self.has_hnsw = bool(exists)
+
+    def _check_meta(self, meta: dict[str, str], embedder_model: str, dimension: int) -> None:
+        try:
+            check_meta(redact(self.url), meta, embedder_model, dimension)
+        except DimensionMismatchError:
+            self.close()
+            raise
+
+    def _create_schema(self, embedder_model: str, dimension: int) -> dict[str, str] | None:
+        with self._write() as conn:
+            return create_schema(conn, embedder_model, dimension)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- transactions --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        if self.read_only:
+            raise ReadOnlyError(
+                f"the memory database {redact(self.url)} was opened read-only "
+                "(MemoryConfig(read_only=True)); open it without read_only to change it"
+            )
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def _bump_seq(self, conn: Connection) -> int:
+        """Call last in a write transaction: the seq row stays locked only until the commit."""
+        value = conn.execute(
+            text(
+                "UPDATE headroom_meta SET value = (CAST(value AS BIGINT) + 1)::text "
+                "WHERE key = 'seq' RETURNING value"
+            )
+        ).scalar_one()
+        return int(value)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def _vector(self, vector: FloatArray | None) -> npt.NDArray[np.float32] | None:
+        if vector is None:
+            return None
+        if vector.shape[-1] != self._dimension:
+            raise DimensionMismatchError(
+                f"vector of dimension {vector.shape[-1]} for a store of dimension {self._dimension}"
+            )
+        return np.ascontiguousarray(vector, dtype=np.float32)
+
+    def _rows(self, memories: Sequence[Memory], vectors: FloatArray | None) -> list[dict[str, Any]]:
+        rows = []
+        for i, memory in enumerate(memories):
+            values = memory_to_values(memory, self._search_text(memory))
+            values["vec"] = self._vector(vectors[i] if vectors is not None else None)
+            values["change_seq"] = 0
+            rows.append(values)
+        return rows
+
+    _INSERT = insert(TABLE).values(embedding=bindparam("vec", type_=PgVector()))  # type: ignore[attr-defined]
+
+    @translate_errors
+    def insert(self, memories: Sequence[Memory], vectors: FloatArray | None) -> list[int]:
+        if not memories:
+            return []
+        rows = self._rows(memories, vectors)
+        with self._write() as conn:
+            pks = self._insert_rows(conn, rows)
+            self._bump_seq(conn)
+            return pks
+
+    def _insert_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert with primary keys drawn from the serial sequence up front (order is explicit)."""
+        pks = [
+            int(p)
+            for p in conn.execute(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('memories', 'pk')) "
+                    "FROM generate_series(1, :n)"
+                ),
+                {"n": len(rows)},
+            ).scalars()
+        ]
+        for row, pk in zip(rows, pks, strict=True):
+            row["pk"] = pk
+        try:
+            conn.execute(self._INSERT, rows)
+        except IntegrityError as exc:
+            raise StorageError(f"duplicate memory id: {exc.orig}") from exc
+        return pks
+
+    @translate_errors
+    def update(self, memory: Memory, vector: FloatArray | None) -> None:
+        values: dict[str, Any] = memory_to_values(memory, self._search_text(memory))
+        params: dict[str, Any] = {}
+        if vector is not None:
+            values["embedding"] = bindparam("vec", type_=PgVector())
+            params["vec"] = self._vector(vector)
+        stmt = update(TABLE).where(T.id == memory.id).values(**values)  # type: ignore[attr-defined]
+        with self._write() as conn:
+            result = conn.execute(stmt, params) if params else conn.execute(stmt)
+            if result.rowcount == 0:
+                raise MemoryNotFoundError(f"no memory with id {memory.id!r}")
+            self._bump_seq(conn)
+
+    @translate_errors
+    def supersede(self, old: Memory, new: Memory, vector: FloatArray | None) -> None:
+        """Close ``old`` and insert ``new`` atomically; fails if ``old`` was superseded meanwhile.
+
+        Two processes superseding the same memory: the second UPDATE waits for the first
+        transaction's row lock, then re-checks ``superseded_by IS NULL`` and matches no row.
+        """
+        rows = self._rows([new], vector[None, :] if vector is not None else None)
+        with self._write() as conn:
+            closed = conn.execute(
+                update(TABLE)  # type: ignore[attr-defined]
+                .where(T.id == old.id, T.superseded_by.is_(None))
+                .values(
+                    valid_until=old.valid_until,
+                    superseded_by=old.superseded_by,
+                    updated_at=old.updated_at,
+                )
+            )
+            if closed.rowcount == 0:
+                raise SupersededError(f"memory {old.id!r} is already superseded (or was deleted)")
+            self._insert_rows(conn, rows)
+            self._bump_seq(conn)
+
+    @translate_errors
+    def delete(self, memory_ids: Sequence[str]) -> int:
+        if not memory_ids:
+            return 0
+        with self._write() as conn:
+            pks = [
+                int(r[0])
+                for r in conn.execute(select(T.pk).where(T.id.in_(list(memory_ids))).order_by(T.pk))
+            ]
+            return self._delete_pks(conn, pks) if pks else 0
+
+    @translate_errors
+    def delete_matching(self, f: MemoryFilter) -> int:
+        with self._write() as conn:
+            pks = [
+                int(r[0])
+                for r in conn.execute(select(T.pk).where(pg_filter_clause(f)).order_by(T.pk))
+            ]
+            return self._delete_pks(conn, pks) if pks else 0
+
+    def _delete_pks(self, conn: Connection, pks: list[int]) -> int:
+        deleted = 0
+        for start in range(0, len(pks), 5000):
+            chunk = pks[start : start + 5000]
+            deleted += conn.execute(delete(TABLE).where(T.pk.in_(chunk))).rowcount  # type: ignore[attr-defined]
+        seq = self._bump_seq(conn)
+        conn.execute(insert(D), [{"seq": seq, "pk": pk} for pk in pks])
+        return deleted
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    _MEMORY_COLUMNS = (
+        T.pk, T.id, T.user_id, T.session_id, T.agent_id, T.turn_id, T.scope_level, T.category,
+        T.importance, T.content, T.entity_refs, T.metadata_json, T.created_at, T.updated_at,
+        T.valid_from, T.valid_until, T.supersedes, T.superseded_by, T.promoted_from,
+    )  # fmt: skip
+    _EMBEDDING = type_coerce(T.embedding, PgVector()).label("embedding")
+
+    @translate_errors
+    @retried
+    def get(self, memory_id: str) -> Memory | None:
+        with self._read() as conn:
+            row = conn.execute(select(*self._MEMORY_COLUMNS).where(T.id == memory_id)).first()
+        return row_to_memory(row) if row is not None else None
+
+    @translate_errors
+    @retried
+    def get_by_pks(self, pks: Sequence[int]) -> dict[int, Memory]:
+        if not len(pks):
+            return {}
+        with self._read() as conn:
+            rows = conn.execute(
+                select(*self._MEMORY_COLUMNS).where(T.pk == func.any(int_array(pks)))
+            )
+            return {int(row.pk): row_to_memory(row) for row in rows}
+
+    @translate_errors
+    @retried
+    def get_vectors(self, pks: Sequence[int]) -> dict[int, FloatArray]:
+        if not len(pks):
+            return {}
+        with self._read() as conn:
+            rows = conn.execute(
+                select(T.pk, self._EMBEDDING).where(
+                    T.pk == func.any(int_array(pks)), T.embedding.is_not(None)
+                )
+            ).all()
+        return {int(r.pk): as_array(r.embedding) for r in rows}
+
+    @translate_errors
+    @retried
+    def query(self, f: MemoryFilter) -> list[Memory]:
+        stmt = (
+            select(*self._MEMORY_COLUMNS)
+            .where(pg_filter_clause(f))
+            .order_by(*order_clause(f.order_by))
+        )
+        if f.limit is not None:
+            stmt = stmt.limit(f.limit)
+        if f.offset:
+            stmt = stmt.offset(f.offset)
+        with self._read() as conn:
+            return [row_to_memory(r) for r in conn.execute(stmt)]
+
+    @translate_errors
+    @retried
+    def count(self, f: MemoryFilter) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).where(pg_filter_clause(f))).scalar_one())
+
+    @translate_errors
+    @retried
+    def matching_pks(self, f: MemoryFilter) -> npt.NDArray[np.int64]:
+        with self._read() as conn:
+            pks = conn.execute(select(T.pk).where(pg_filter_clause(f))).scalars().all()
+        return np.asarray(pks, dtype=np.int64)
+
+    @translate_errors
+    @retried
+    def current_seq(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select(M.c.value).where(M.c.key == "seq")).scalar_one())
+
+    def changes_since(self, seq: int) -> StoreChanges:
+        """Vectors live in the rows themselves: there is never anything to replay (no query)."""
+        return StoreChanges(seq=seq)
+
+    @translate_errors
+    @retried
+    def snapshot_vectors(self) -> tuple[int, list[int], FloatArray]:
+        """Every stored vector and the sequence number they are consistent with (one read)."""
+        with self.engine.connect() as conn, conn.begin():
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            now = int(conn.execute(select(M.c.value).where(M.c.key == "seq")).scalar_one())
+            rows = conn.execute(
+                select(T.pk, self._EMBEDDING).where(T.embedding.is_not(None)).order_by(T.pk)
+            ).all()
+        vecs = (
+            np.stack([as_array(r.embedding) for r in rows])
+            if rows
+            else np.zeros((0, self._dimension), dtype=np.float32)
+        )
+        return now, [int(r.pk) for r in rows], vecs
+
+    def iter_vectors(self, batch_size: int = 10_000) -> Iterator[tuple[list[int], FloatArray]]:
+        _, pks, vecs = self.snapshot_vectors()
+        for start in range(0, len(pks), batch_size):
+            yield pks[start : start + batch_size], vecs[start : start + batch_size]
+
+    @translate_errors
+    @retried
+    def vector_count(self) -> int:
+        with self._read() as conn:
+            return int(
+                conn.execute(select(func.count()).where(T.embedding.is_not(None))).scalar_one()
+            )
+
+    @translate_errors
+    @retried
+    def stats(self, user_id: str | None = None) -> dict[str, Any]:
+        with self._read() as conn:
+            return store_stats(conn, user_id)
