@@ -10,6 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from headroom.inline.memory import InlineMemory
+from headroom.memory import MemoryConfig
 
 
 def _rows(html: str) -> list[str]:
@@ -172,9 +173,11 @@ def test_search_explains_ranking_and_injection(client: TestClient, ui: Any) -> N
     assert top[0] == "User works at Anthropic"
     rank, text_rank, vector_rank, similarity, score, why = top[1:]
     assert rank == "1" and text_rank == "1" and vector_rank == "1"
-    assert 0 < float(similarity) <= 1 and float(score) == pytest.approx(1 / 11 + 0.5 / 11, abs=1e-4)
+    k = MemoryConfig().rrf_k  # the default fusion constant
+    assert 0 < float(similarity) <= 1
+    assert float(score) == pytest.approx(1 / (k + 1) + 0.5 / (k + 1), abs=1e-4)
     assert why == "injected as [m1]"
-    assert "hybrid score = 1 / (10 + text rank) + 0.5 / (10 + vector rank)" in response.text
+    assert f"hybrid score = 1 / ({k} + text rank) + 0.5 / ({k} + vector rank)" in response.text
     # The superseded Google version is not searched; the session note is not visible to a
     # with_memory wrapper without session_id (it gets a private session).
     assert "User works at Google" not in [r[0] for r in rows]
