@@ -187,8 +187,11 @@ def test_evaluate_reports_every_method(lr: ModuleType, tmp_path: Path) -> None:
     for row in report["methods"].values():
         assert 0.0 <= row["overall"]["R@5"] <= row["overall"]["R@10"] <= 1.0
         assert row["latency_ms"]["p50"] <= row["latency_ms"]["p95"]
-    # Five turns and top_k=10: every method retrieves every turn, so recall@10 is 1.
-    assert all(row["overall"]["R@10"] == 1.0 for row in report["methods"].values())
+    # Five turns and top_k=10: every method that ranks every turn has recall@10 of 1. FTS5 ranks
+    # only rows matching a query term, and drops terms found in half the rows or more (here the
+    # speakers' names, which the context and entity refs repeat), so it may miss one.
+    assert all(report["methods"][m]["overall"]["R@10"] == 1.0 for m in ("bm25", "dense", "hybrid"))
+    assert report["methods"]["fts5"]["overall"]["R@10"] >= 0.75
     assert report["methods"]["fts5"]["single-hop"]["R@5"] == 1.0
     assert set(report["hybrid_stage_latency_ms"]) >= {
         "fts5",
@@ -198,3 +201,49 @@ def test_evaluate_reports_every_method(lr: ModuleType, tmp_path: Path) -> None:
     }
     assert "Retrieval" not in lr.format_table(report) and "| hybrid |" in lr.format_table(report)
     assert not (tmp_path / "unused.db").exists()  # each run uses its own temporary database
+
+
+def test_build_memories_context_and_entities(lr: ModuleType) -> None:
+    items = lr.build_memories(synthetic_sample())
+    assert "context" not in items[0] and "context" not in items[3]  # first turn of each session
+    assert items[1]["context"] == "Ana: I adopted a grey kitten called Pixel."
+    assert items[1]["entity_refs"] == ["Ben"]
+    both = lr.build_memories(synthetic_sample(), context="neighbours")
+    assert both[1]["context"].splitlines() == [items[0]["content"], items[2]["content"]]
+    assert both[2]["context"] == items[1]["content"]  # last turn: previous only
+    plain = lr.build_memories(synthetic_sample(), context="none", entities=False)
+    assert all("context" not in i and "entity_refs" not in i for i in plain)
+    with pytest.raises(ValueError):
+        lr.build_memories(synthetic_sample(), context="sideways")
+
+
+def test_evaluate_runs_ablations_and_leave_one_out(lr: ModuleType, tmp_path: Path) -> None:
+    second = json.loads(json.dumps(synthetic_sample())) | {"sample_id": "conv-y"}
+    report = lr.evaluate(
+        [synthetic_sample(), second],
+        config=MemoryConfig(db_path=tmp_path / "unused.db", vector_dimension=64),
+        embedder=HashEmbedder(64),
+        methods=("hybrid",),
+        ablations={lr.BEFORE: lr.Ablation("none", False, {"entity_boost": 0.0})},
+        loo_grid={"entity_boost": (0.0, 1.0), "rrf_k": (10,)},
+        top_k=2,
+        stage_timing=False,
+    )
+    assert set(report["methods"]) == {"hybrid", lr.BEFORE}
+    assert set(report["latency_vs_before_ms"]) == {"now", "before", "delta_p50"}
+    loo = report["leave_one_out"]
+    assert [f["held_out"] for f in loo["folds"]] == ["conv-x", "conv-y"]
+    assert all(f["chosen"]["entity_boost"] in (0.0, 1.0) for f in loo["folds"])
+    assert 0.0 <= loo["overall"]["R@5"] <= 1.0 and 0.0 <= loo["overall"]["R@10"] <= 1.0
+    assert report["dataset"]["questions"] == 8
+
+
+def test_cached_embedder_returns_the_inner_vectors(lr: ModuleType, tmp_path: Path) -> None:
+    inner = HashEmbedder(64)
+    cached = lr.CachedEmbedder(inner, tmp_path)
+    first = cached.embed(["a kitten", "a violin", "a kitten"])
+    assert (first == inner.embed(["a kitten", "a violin", "a kitten"])).all()
+    cached.save()
+    again = lr.CachedEmbedder(HashEmbedder(64), tmp_path)
+    assert set(again.cache) == {"a kitten", "a violin"}
+    assert (again.embed(["a violin"]) == first[1:2]).all()

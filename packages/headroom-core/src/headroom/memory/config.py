@@ -136,9 +136,14 @@ class MemoryConfig:
     hybrid_text_weight: float = 1.0
     hybrid_vector_weight: float = 0.5
     hybrid_candidates: int = 100
-    rrf_k: int = 10
+    rrf_k: int = 5
     """Reciprocal-rank fusion constant. Small k lets the top of each list dominate; on the LoCoMo
-    dev split (MiniLM) R@10 is 0.62 at k=60 and 0.67 at k=10 (benchmarks/locomo_retrieval.py)."""
+    dev split (MiniLM) R@10 is 0.62 at k=60 and 0.67 at k=10 (benchmarks/locomo_retrieval.py);
+    k=5 was picked by leave-one-conversation-out together with entity_boost (README)."""
+    entity_boost: float = 1.0
+    """Hybrid search: score x (1 + entity_boost) for memories whose entity refs the query names."""
+    date_boost: float = 0.5
+    """Hybrid search: score x (1 + date_boost) when the query names the month/year of valid_from."""
     importance_weight: float = 0.0
     recency_half_life_days: float | None = None
 

@@ -174,13 +174,16 @@ class HierarchicalMemory:
         metadata: Mapping[str, Any] | None = None,
         valid_from: datetime | None = None,
         scope: ScopeLevel | str | None = None,
+        context: str | None = None,
     ) -> Memory:
         """Store one memory. Its scope is ``scope`` or the narrowest id given (turn > agent >
         session > user); the other ids are kept as provenance. ``valid_from`` (timezone-aware)
-        dates imported history."""
+        dates imported history. ``context`` (e.g. the previous turn) is indexed for full-text
+        search with the memory but never returned."""
         item = dict(content=content, user_id=user_id, session_id=session_id, agent_id=agent_id,
                     turn_id=turn_id, category=category, importance=importance,
-                    entity_refs=entity_refs, metadata=metadata, valid_from=valid_from, scope=scope)  # fmt: skip
+                    entity_refs=entity_refs, metadata=metadata, valid_from=valid_from, scope=scope,
+                    context=context)  # fmt: skip
         return (await self._call(self._engine.add_batch, [item]))[0]
 
     async def add_batch(self, items: Sequence[Mapping[str, Any]]) -> list[Memory]:

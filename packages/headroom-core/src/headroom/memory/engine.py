@@ -28,6 +28,7 @@ from .ports import (
     TextIndex,
     VectorIndex,
 )
+from .query_analysis import check_context
 from .validation import (
     check_bool,
     check_content,
@@ -48,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 _ADD_KEYS = frozenset(
     {"content", "user_id", "session_id", "agent_id", "turn_id", "category", "importance",
-     "entity_refs", "metadata", "valid_from", "scope"}
+     "entity_refs", "metadata", "valid_from", "scope", "context"}
 )  # fmt: skip
 
 
@@ -186,6 +187,7 @@ class MemoryEngine(EngineReads):
             updated_at=now,
             valid_from=check_timestamp(kwargs.get("valid_from"), "valid_from") or now,
             promoted_from=promoted_from,
+            context=check_context(kwargs.get("context")),
         )
 
     def add_batch(self, items: Sequence[Mapping[str, Any]]) -> list[Memory]:

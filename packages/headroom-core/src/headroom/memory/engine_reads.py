@@ -27,6 +27,7 @@ from .ports import (
     VectorFilter,
     VectorIndex,
 )
+from .query_analysis import boost_named_entities
 from .ranking import apply_boosts, fuse_rankings
 from .validation import check_id
 
@@ -191,6 +192,11 @@ class EngineReads:
                 recency_half_life_days=cfg.recency_half_life_days,
             )  # fmt: skip
             results.append(SearchResult(memory, float(sim), float(boosted), trank, vrank))
+        # -- query analysis (headroom.memory.query_analysis): the one reordering step after fusion
+        if mode == "hybrid":
+            results = boost_named_entities(
+                query, results, entity_boost=cfg.entity_boost, date_boost=cfg.date_boost
+            )
         results.sort(key=lambda r: -r.score)
         return results[:top_k]
 

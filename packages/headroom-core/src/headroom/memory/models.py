@@ -109,6 +109,9 @@ class Memory:
     superseded_by: str | None = None
     promoted_from: ScopeLevel | None = None
     """Set when auto-bubbling promoted the memory to USER level: the scope it was added at."""
+    context: str | None = field(default=None, compare=False)
+    """Text indexed for full-text search with the memory but never shown (e.g. the previous turn
+    of the conversation it came from). Set on add only; it lives in the index, not in exports."""
 
     @property
     def is_current(self) -> bool:

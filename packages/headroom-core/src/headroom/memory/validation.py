@@ -58,7 +58,7 @@ MAX_TOP_K = 10_000
 MAX_LIMIT = 2**62
 MAX_JSON_DEPTH = 32
 ADD_KWARGS = ("session_id", "agent_id", "turn_id", "category", "importance", "entity_refs",
-              "metadata", "valid_from", "scope")  # fmt: skip
+              "metadata", "valid_from", "scope", "context")  # fmt: skip
 SEARCH_FILTER_KWARGS = ("categories", "min_importance", "include_superseded", "valid_at",
                         "metadata", "entity_refs")  # fmt: skip
 UPDATE_KWARGS = ("user_id", "content", "category", "importance", "entity_refs", "metadata")
@@ -370,6 +370,7 @@ _CONFIG_FLOATS = {  # field: (low, high)
     "http_timeout": (0.001, 86_400.0), "bubble_threshold": (0.0, 1.0),
     "hybrid_text_weight": (0.0, 1e6), "hybrid_vector_weight": (0.0, 1e6),
     "importance_weight": (-1e6, 1e6),
+    "entity_boost": (0.0, 1e6), "date_boost": (0.0, 1e6),
 }  # fmt: skip
 _CONFIG_TEXT = ("embedder_model", "ollama_base_url")
 _CONFIG_OPTIONAL_TEXT = ("openai_api_key", "openai_base_url", "embedder_entry_point")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -266,8 +267,15 @@ class PostgresMemoryStore(SqlStoreBase):
         if vector is not None:
             values["embedding"] = bindparam("vec", type_=PgVector())
             params["vec"] = self._vector(vector)
-        stmt = update(TABLE).where(T.id == memory.id).values(**values)  # type: ignore[attr-defined]
         with self._write() as conn:
+            if memory.context is None:  # records read back carry no context: keep the indexed one
+                from headroom.memory.adapters.sqlite.store import context_of_search_text
+
+                old = conn.execute(select(T.search_text).where(T.id == memory.id)).scalar()
+                if old:
+                    kept = replace(memory, context=context_of_search_text(old))
+                    values["search_text"] = self._search_text(kept)
+            stmt = update(TABLE).where(T.id == memory.id).values(**values)  # type: ignore[attr-defined]
             result = conn.execute(stmt, params) if params else conn.execute(stmt)
             if result.rowcount == 0:
                 raise MemoryNotFoundError(f"no memory with id {memory.id!r}")

@@ -16,6 +16,7 @@ import sqlite3
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -74,7 +75,18 @@ def default_search_text(memory: Memory) -> str:
         parts.append(" ".join(memory.entity_refs))
     when = memory.valid_from
     parts.append(f"{when.day} {when.strftime('%B')} {when.year}")
+    if memory.context:  # indexed, never shown; kept by update() (see context_of_search_text)
+        parts.append(CONTEXT_MARK + memory.context)
     return "\n".join(parts)
+
+
+CONTEXT_MARK = "\u241e"  # a symbol: the FTS tokenizer skips it; marks where the context starts
+
+
+def context_of_search_text(search_text: str) -> str | None:
+    """The ``context`` part of a stored ``search_text`` (None when there is none)."""
+    _head, mark, tail = search_text.partition("\n" + CONTEXT_MARK)
+    return tail if mark else None
 
 
 def _translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -247,6 +259,11 @@ class SQLModelMemoryStore(SqlStoreBase):
 
     @_translate_errors
     def update(self, memory: Memory, vector: FloatArray | None) -> None:
+        if memory.context is None:  # records read back carry no context: keep the indexed one
+            with self.engine.connect() as conn:
+                old = conn.execute(select(T.search_text).where(T.id == memory.id)).scalar()
+            if old:
+                memory = replace(memory, context=context_of_search_text(old))
         values = memory_to_values(memory, self._search_text(memory))
         if vector is not None:
             values["embedding"] = self._vector_blob(vector)
