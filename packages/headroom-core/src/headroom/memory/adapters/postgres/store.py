@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -60,6 +59,8 @@ from headroom.memory.adapters.sql.common import (
     check_dimension,
     check_meta,
     close_superseded,
+    default_search_text,
+    keep_indexed_context,
     query_statement,
 )
 from headroom.memory.adapters.sql.tables import (
@@ -95,8 +96,6 @@ class PostgresMemoryStore(SqlStoreBase):
         hnsw_min_entries: int = 200_000,
         read_only: bool = False,
     ) -> None:
-        from headroom.memory.adapters.sqlite.store import default_search_text
-
         self.url = url
         self.db_path = url
         self._pool_size = pool_size
@@ -269,11 +268,8 @@ class PostgresMemoryStore(SqlStoreBase):
             params["vec"] = self._vector(vector)
         with self._write() as conn:
             if memory.context is None:  # records read back carry no context: keep the indexed one
-                from headroom.memory.adapters.sqlite.store import context_of_search_text
-
-                old = conn.execute(select(T.search_text).where(T.id == memory.id)).scalar()
-                if old:
-                    kept = replace(memory, context=context_of_search_text(old))
+                kept = keep_indexed_context(conn, memory)
+                if kept is not memory:
                     values["search_text"] = self._search_text(kept)
             stmt = update(TABLE).where(T.id == memory.id).values(**values)  # type: ignore[attr-defined]
             result = conn.execute(stmt, params) if params else conn.execute(stmt)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,10 @@ __all__ = [
     "check_dimension",
     "check_meta",
     "close_superseded",
+    "context_of_search_text",
     "count_stats",
+    "default_search_text",
+    "keep_indexed_context",
     "new_meta_rows",
     "query_statement",
 ]
@@ -46,6 +50,36 @@ MEMORY_COLUMNS = (
     T.valid_from, T.valid_until, T.supersedes, T.superseded_by, T.promoted_from,
 )  # fmt: skip
 """Every column :func:`~headroom.memory.adapters.sql.tables.row_to_memory` reads."""
+
+
+def default_search_text(memory: Memory) -> str:
+    """The text the full-text index sees: content, entity references and the memory's date."""
+    parts = [memory.content]
+    if memory.entity_refs:
+        parts.append(" ".join(memory.entity_refs))
+    when = memory.valid_from
+    parts.append(f"{when.day} {when.strftime('%B')} {when.year}")
+    if memory.context:  # indexed, never shown; kept by update() (see context_of_search_text)
+        parts.append(CONTEXT_MARK + memory.context)
+    return "\n".join(parts)
+
+
+CONTEXT_MARK = "\u241e"  # a symbol: the FTS tokenizer skips it; marks where the context starts
+
+
+def context_of_search_text(search_text: str) -> str | None:
+    """The ``context`` part of a stored ``search_text`` (None when there is none)."""
+    _head, mark, tail = search_text.partition("\n" + CONTEXT_MARK)
+    return tail if mark else None
+
+
+def keep_indexed_context(conn: Connection, memory: Memory) -> Memory:
+    """``memory`` with the ``context`` indexed with its stored row (records read back carry
+    none); ``memory`` itself when it has a context or the row has none."""
+    if memory.context is not None:
+        return memory
+    old = conn.execute(select(T.search_text).where(T.id == memory.id)).scalar()
+    return replace(memory, context=context_of_search_text(old)) if old else memory
 
 
 def new_meta_rows(embedder_model: str, dimension: int) -> list[dict[str, str]]:

@@ -16,7 +16,6 @@ import sqlite3
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -36,7 +35,10 @@ from headroom.memory.adapters.sql.common import (
     check_dimension,
     check_meta,
     close_superseded,
+    context_of_search_text,
     count_stats,
+    default_search_text,
+    keep_indexed_context,
     new_meta_rows,
     query_statement,
 )
@@ -59,34 +61,18 @@ from headroom.memory.errors import (
 from headroom.memory.models import Memory
 from headroom.memory.ports import FloatArray, MemoryFilter, StoreChanges
 
-__all__ = ["SCHEMA_VERSION", "SQLModelMemoryStore", "default_search_text"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "SQLModelMemoryStore",
+    "context_of_search_text",
+    "default_search_text",
+]
 
 logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TABLE.c
-
-
-def default_search_text(memory: Memory) -> str:
-    """The text the full-text index sees: content, entity references and the memory's date."""
-    parts = [memory.content]
-    if memory.entity_refs:
-        parts.append(" ".join(memory.entity_refs))
-    when = memory.valid_from
-    parts.append(f"{when.day} {when.strftime('%B')} {when.year}")
-    if memory.context:  # indexed, never shown; kept by update() (see context_of_search_text)
-        parts.append(CONTEXT_MARK + memory.context)
-    return "\n".join(parts)
-
-
-CONTEXT_MARK = "\u241e"  # a symbol: the FTS tokenizer skips it; marks where the context starts
-
-
-def context_of_search_text(search_text: str) -> str | None:
-    """The ``context`` part of a stored ``search_text`` (None when there is none)."""
-    _head, mark, tail = search_text.partition("\n" + CONTEXT_MARK)
-    return tail if mark else None
 
 
 def _translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -261,9 +247,7 @@ class SQLModelMemoryStore(SqlStoreBase):
     def update(self, memory: Memory, vector: FloatArray | None) -> None:
         if memory.context is None:  # records read back carry no context: keep the indexed one
             with self.engine.connect() as conn:
-                old = conn.execute(select(T.search_text).where(T.id == memory.id)).scalar()
-            if old:
-                memory = replace(memory, context=context_of_search_text(old))
+                memory = keep_indexed_context(conn, memory)
         values = memory_to_values(memory, self._search_text(memory))
         if vector is not None:
             values["embedding"] = self._vector_blob(vector)
