@@ -37,7 +37,7 @@ from headroom.memory.config import MemoryConfig
 from headroom.memory.core import HierarchicalMemory
 from headroom.memory.ports import Embedder
 
-from ._memory import close_quietly, resolve_memory
+from ._memory import OwnedMemory, close_quietly, resolve_memory
 from ._messages import from_openai, to_openai
 
 __all__ = ["EXTRACTION_SYSTEM_PROMPT", "HeadroomMemory", "aextract_facts", "transcript_of"]
@@ -83,7 +83,7 @@ async def aextract_facts(llm: LLM, inline: InlineMemory, transcript: str) -> Non
     await inline.aprocess_reply(_text(response.message) if response is not None else "", prepared)
 
 
-class HeadroomMemory(BaseMemory):
+class HeadroomMemory(OwnedMemory, BaseMemory):
     """Long-term Headroom memories for any LlamaIndex LLM (see the module docstring)."""
 
     user_id: str
@@ -166,16 +166,6 @@ class HeadroomMemory(BaseMemory):
             agent_id=agent_id, memory=memory, db_path=db_path, config=config, embedder=embedder,
             top_k=top_k, token_budget=token_budget,
         )  # fmt: skip
-
-    @property
-    def memory(self) -> HierarchicalMemory:
-        """The HierarchicalMemory facts are stored in."""
-        return self._hm
-
-    def close(self) -> None:
-        """Close the memory if this object opened it (``db_path=`` / ``config=``)."""
-        if self._owned:
-            close_quietly(self._hm)
 
     # -- recall ------------------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ from headroom.memory.core import HierarchicalMemory
 from headroom.memory.errors import ConfigurationError
 from headroom.memory.ports import Embedder
 
-from ._memory import close_quietly, resolve_memory
+from ._memory import OwnedMemory, close_quietly, resolve_memory
 from ._messages import from_openai, replace_text, to_openai
 from .memory_block import block_context_refs
 
@@ -65,7 +65,7 @@ def _flatten(messages: Sequence[dict[str, Any]]) -> str:
     return "\n\n".join(str(m["content"]) for m in messages if m.get("content"))
 
 
-class HeadroomLLM(FunctionCallingLLM):
+class HeadroomLLM(OwnedMemory, FunctionCallingLLM):
     """A LlamaIndex LLM with Headroom memory: ``HeadroomLLM(llm=OpenAI(...), user_id="alice")``.
 
     Memory: ``memory=`` (an open HierarchicalMemory, shared with other adapters) or ``db_path=`` /
@@ -126,19 +126,9 @@ class HeadroomLLM(FunctionCallingLLM):
         return self.llm.metadata
 
     @property
-    def memory(self) -> HierarchicalMemory:
-        """The HierarchicalMemory facts are stored in."""
-        return self._hm
-
-    @property
     def inline(self) -> InlineMemory:
         """The core InlineMemory doing the injection and extraction for this identity."""
         return self._inline
-
-    def close(self) -> None:
-        """Close the memory if this wrapper opened it (``db_path=`` / ``config=``)."""
-        if self._owned:
-            close_quietly(self._hm)
 
     # -- helpers ---------------------------------------------------------------------------------
 

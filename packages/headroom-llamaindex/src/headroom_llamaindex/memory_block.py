@@ -52,7 +52,7 @@ from headroom.memory.errors import ConfigurationError
 from headroom.memory.models import MemoryCategory
 from headroom.memory.ports import Embedder
 
-from ._memory import close_quietly, resolve_memory
+from ._memory import OwnedMemory, resolve_memory
 from ._messages import MEMORY_BLOCKS_TAG, to_openai
 from .headroom_memory import aextract_facts, transcript_of
 
@@ -114,7 +114,7 @@ def headroom_memory_blocks_template() -> RichPromptTemplate:
     return RichPromptTemplate(renamed)
 
 
-class HeadroomMemoryBlock(BaseMemoryBlock[str]):
+class HeadroomMemoryBlock(OwnedMemory, BaseMemoryBlock[str]):
     """Relevant long-term memories, searched per ``Memory.get`` (see the module docstring)."""
 
     name: str = Field(default="headroom_memories", description="The block's name (its tag).")
@@ -165,15 +165,6 @@ class HeadroomMemoryBlock(BaseMemoryBlock[str]):
                 self._hm, user_id=user_id, session_id=session_id, agent_id=agent_id,
                 top_k=self.top_k, token_budget=self.token_budget,
             )  # fmt: skip
-
-    @property
-    def memory(self) -> HierarchicalMemory:
-        return self._hm
-
-    def close(self) -> None:
-        """Close the memory if this block opened it (``db_path=`` / ``config=``)."""
-        if self._owned:
-            close_quietly(self._hm)
 
     async def _aget(self, messages: list[ChatMessage] | None = None, **block_kwargs: Any) -> str:
         """The rendered memories relevant to the last user message ("" when there are none).

@@ -29,7 +29,7 @@ from headroom.memory.core import HierarchicalMemory
 from headroom.memory.models import MemoryCategory, SearchResult
 from headroom.memory.ports import Embedder
 
-from ._memory import close_quietly, resolve_memory
+from ._memory import OwnedMemory, resolve_memory
 
 __all__ = ["HeadroomRetriever", "search_result_to_node"]
 
@@ -69,7 +69,7 @@ def search_result_to_node(result: SearchResult) -> NodeWithScore:
     return NodeWithScore(node=node, score=float(result.similarity))
 
 
-class HeadroomRetriever(BaseRetriever):
+class HeadroomRetriever(OwnedMemory, BaseRetriever):
     """Retrieve the memories visible to (user, session, agent) that match a query."""
 
     def __init__(
@@ -114,15 +114,6 @@ class HeadroomRetriever(BaseRetriever):
         }
         super().__init__(callback_manager=callback_manager, verbose=verbose)
         self._hm, self._owned = resolve_memory(memory, db_path, config, embedder)
-
-    @property
-    def memory(self) -> HierarchicalMemory:
-        return self._hm
-
-    def close(self) -> None:
-        """Close the memory if this retriever opened it (``db_path=`` / ``config=``)."""
-        if self._owned:
-            close_quietly(self._hm)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         if not query_bundle.query_str.strip():

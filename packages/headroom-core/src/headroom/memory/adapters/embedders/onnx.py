@@ -8,19 +8,18 @@ and L2 normalisation, as sentence-transformers does (cosine vs the torch model ~
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from headroom.memory.adapters.embedders.local_base import LocalEmbedderBase
 from headroom.memory.adapters.embedders.model_files import (
     MINILM_DIMENSION,
     MINILM_VOCAB,
     find_minilm_int8_onnx,
     is_minilm,
 )
-from headroom.memory.adapters.vector.arrays import as_unit_rows, empty_vectors
 from headroom.memory.errors import ConfigurationError, EmbeddingError, MissingDependencyError
 from headroom.memory.ports import FloatArray
 
@@ -34,7 +33,7 @@ logger = logging.getLogger(__name__)
 _MAX_LENGTH = 256  # all-MiniLM-L6-v2's max_seq_length in sentence-transformers
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(LocalEmbedderBase):
     """Embeds text with an ONNX transformer encoder (no torch import).
 
     Only all-MiniLM-L6-v2 is available offline out of the box; another model needs both
@@ -52,43 +51,28 @@ class OnnxEmbedder:
         tokenizer_path: str | Path | None = None,
         max_length: int = _MAX_LENGTH,
     ) -> None:
-        if threads is not None and threads < 1:
-            raise ValueError("threads must be >= 1 or None")
+        minilm = is_minilm(model)
+        super().__init__(
+            model,
+            threads=threads,
+            batch_size=batch_size,
+            dimension=MINILM_DIMENSION if minilm else None,
+        )
         if batch_size < 1 or max_length < 1:
             raise ValueError("batch_size and max_length must be >= 1")
-        minilm = is_minilm(model)
         if not minilm and (onnx_path is None or tokenizer_path is None):
             raise ConfigurationError(
                 f"the ONNX embedder ships only all-MiniLM-L6-v2 offline; for {model!r} pass both "
                 "onnx_path (an ONNX export with a last_hidden_state output) and tokenizer_path "
                 "(its tokenizer.json), or use the 'local' (sentence-transformers) backend"
             )
-        self._model_name = model
-        self._threads = threads
-        self._batch_size = batch_size
         self._max_length = max_length
         self._onnx_path = Path(onnx_path) if onnx_path is not None else None
         self._tokenizer_path = Path(tokenizer_path) if tokenizer_path is not None else None
-        self._dimension: int | None = MINILM_DIMENSION if minilm else None
         self._session: InferenceSession | None = None
         self._tokenizer: Any = None
         self._input_names: frozenset[str] = frozenset()
         self._output_name = "last_hidden_state"
-
-    @property
-    def model_name(self) -> str:
-        return self._model_name
-
-    @property
-    def threads(self) -> int | None:
-        return self._threads
-
-    @property
-    def dimension(self) -> int:
-        if self._dimension is None:
-            self.load()
-        assert self._dimension is not None
-        return self._dimension
 
     @property
     def loaded(self) -> bool:
@@ -144,21 +128,12 @@ class OnnxEmbedder:
         if self._dimension is None:  # symbolic output dimension: find it with one run
             self._dimension = int(self._run(["dimension probe"]).shape[1])
 
-    def embed(self, texts: Sequence[str]) -> FloatArray:
-        if isinstance(texts, str):
-            raise TypeError("embed() takes a sequence of strings, not a single string")
-        if not texts:
-            return empty_vectors(self.dimension)
-        self.load()
-        items = list(texts)
+    def _encode(self, texts: list[str]) -> FloatArray:
         chunks = [
-            self._run(items[start : start + self._batch_size])
-            for start in range(0, len(items), self._batch_size)
+            self._run(texts[start : start + self._batch_size])
+            for start in range(0, len(texts), self._batch_size)
         ]
-        raw = np.concatenate(chunks, axis=0)
-        return as_unit_rows(
-            raw, expected_rows=len(items), dimension=self._dimension, source=self._model_name
-        )
+        return np.concatenate(chunks, axis=0)
 
     def close(self) -> None:
         """Release the session (it is reopened if the embedder is used again)."""

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from headroom.memory.adapters.embedders.local_base import LocalEmbedderBase
 from headroom.memory.adapters.embedders.model_files import (
     MINILM_DIMENSION,
     is_minilm,
     resolve_local_model,
 )
-from headroom.memory.adapters.vector.arrays import as_unit_rows, empty_vectors
 from headroom.memory.errors import EmbeddingError, MissingDependencyError
 from headroom.memory.ports import FloatArray
 
@@ -24,7 +23,7 @@ __all__ = ["SentenceTransformerEmbedder"]
 logger = logging.getLogger(__name__)
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(LocalEmbedderBase):
     """Embeds text with a sentence-transformers model on the CPU (or ``device``).
 
     The model loads lazily on first use (or with :meth:`load`); importing this module does not
@@ -41,31 +40,16 @@ class SentenceTransformerEmbedder:
         batch_size: int = 32,
         device: str = "cpu",
     ) -> None:
-        if threads is not None and threads < 1:
-            raise ValueError("threads must be >= 1 or None")
+        super().__init__(
+            model,
+            threads=threads,
+            batch_size=batch_size,
+            dimension=MINILM_DIMENSION if is_minilm(model) else None,
+        )
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        self._model_name = model
-        self._threads = threads
-        self._batch_size = batch_size
         self._device = device
         self._model: SentenceTransformer | None = None
-        self._dimension: int | None = MINILM_DIMENSION if is_minilm(model) else None
-
-    @property
-    def model_name(self) -> str:
-        return self._model_name
-
-    @property
-    def threads(self) -> int | None:
-        return self._threads
-
-    @property
-    def dimension(self) -> int:
-        if self._dimension is None:
-            self.load()
-        assert self._dimension is not None
-        return self._dimension
 
     @property
     def loaded(self) -> bool:
@@ -101,17 +85,12 @@ class SentenceTransformerEmbedder:
         self._dimension = dim
         self._model = model
 
-    def embed(self, texts: Sequence[str]) -> FloatArray:
-        if isinstance(texts, str):
-            raise TypeError("embed() takes a sequence of strings, not a single string")
-        if not texts:
-            return empty_vectors(self.dimension)
-        self.load()
+    def _encode(self, texts: list[str]) -> FloatArray:
         assert self._model is not None
         self._apply_threads()
         try:
             raw = self._model.encode(
-                list(texts),
+                texts,
                 batch_size=self._batch_size,
                 convert_to_numpy=True,
                 normalize_embeddings=True,
@@ -119,9 +98,7 @@ class SentenceTransformerEmbedder:
             )
         except Exception as exc:
             raise EmbeddingError(f"sentence-transformers failed to embed: {exc}") from exc
-        return as_unit_rows(
-            raw, expected_rows=len(texts), dimension=self._dimension, source=self._model_name
-        )
+        return raw  # type: ignore[no-any-return]
 
     def close(self) -> None:
         """Drop the model (it is reloaded if the embedder is used again)."""

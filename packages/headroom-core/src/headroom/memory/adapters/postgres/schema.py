@@ -13,15 +13,21 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import UserDefinedType
 
 from headroom.memory.adapters.postgres.filters import pg_filter_clause
-from headroom.memory.adapters.sql.tables import DeletionRow, MemoryRow, MetaRow, table_metadata
-from headroom.memory.errors import DimensionMismatchError
-from headroom.memory.models import ScopeLevel
-from headroom.memory.ports import FloatArray, MemoryFilter
+from headroom.memory.adapters.sql.common import (
+    TABLE,
+    D,
+    M,
+    check_meta,
+    count_stats,
+    new_meta_rows,
+)
+from headroom.memory.adapters.sql.tables import table_metadata
+from headroom.memory.ports import FloatArray
 
 __all__ = [
     "HNSW_DDL",
@@ -37,11 +43,6 @@ __all__ = [
     "store_stats",
 ]
 
-SCHEMA_VERSION = "1"
-TABLE = MemoryRow.__table__  # type: ignore[attr-defined]
-T = TABLE.c
-M = MetaRow.__table__  # type: ignore[attr-defined]
-D = DeletionRow.__table__  # type: ignore[attr-defined]
 LOCK_KEY = 0x4845414452  # advisory lock taken while creating the schema ("HEADR")
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
@@ -83,47 +84,12 @@ def create_schema(conn: Connection, embedder_model: str, dimension: int) -> dict
     meta = {row.key: row.value for row in conn.execute(select(M))}
     if meta:
         return meta
-    conn.execute(
-        insert(M),
-        [
-            {"key": "schema_version", "value": SCHEMA_VERSION},
-            {"key": "seq", "value": "0"},
-            {"key": "embedder_model", "value": embedder_model},
-            {"key": "dimension", "value": str(dimension)},
-        ],
-    )
+    conn.execute(insert(M), new_meta_rows(embedder_model, dimension))
     return None
-
-
-def check_meta(where: str, meta: dict[str, str], embedder_model: str, dimension: int) -> None:
-    stored_dim = int(meta.get("dimension", dimension))
-    stored_model = meta.get("embedder_model", embedder_model)
-    if stored_dim != dimension:
-        raise DimensionMismatchError(
-            f"the database {where} holds {stored_dim}-dimensional vectors (model "
-            f"{stored_model!r}) but the configured embedder produces {dimension} dimensions; "
-            "use the same embedder, or a new database"
-        )
-    if _model_key(stored_model) != _model_key(embedder_model):
-        raise DimensionMismatchError(
-            f"the database {where} was embedded with {stored_model!r} but the configured "
-            f"embedder is {embedder_model!r}; vectors of different models are not comparable"
-        )
 
 
 def store_stats(conn: Connection, user_id: str | None) -> dict[str, Any]:
     """Counts by category and scope, users and on-disk size (the MemoryStore.stats shape)."""
-    base = MemoryFilter(user_id=user_id, include_superseded=True)
-    where = pg_filter_clause(base)
-    current = pg_filter_clause(MemoryFilter(user_id=user_id))
-    superseded = conn.execute(
-        select(func.count()).where(where, T.superseded_by.is_not(None))
-    ).scalar_one()
-    cats = conn.execute(select(T.category, func.count()).where(current).group_by(T.category)).all()
-    scopes = conn.execute(
-        select(T.scope_level, func.count()).where(current).group_by(T.scope_level)
-    ).all()
-    users = conn.execute(select(func.count(func.distinct(T.user_id))).where(where)).scalar_one()
     size = conn.execute(
         text(
             "SELECT pg_total_relation_size('memories') + "
@@ -131,18 +97,7 @@ def store_stats(conn: Connection, user_id: str | None) -> dict[str, Any]:
             "pg_total_relation_size('headroom_meta')"
         )
     ).scalar_one()
-    categories = {str(c): int(n) for c, n in cats}
-    scope_levels = {s.value: 0 for s in ScopeLevel}
-    scope_levels.update({str(s): int(n) for s, n in scopes})
-    return {
-        "total": sum(categories.values()),
-        "superseded": int(superseded),
-        "versions": sum(categories.values()) + int(superseded),
-        "categories": categories,
-        "scope_levels": scope_levels,
-        "users": int(users),
-        "db_size_bytes": int(size),
-    }
+    return count_stats(conn, user_id, pg_filter_clause, int(size))
 
 
 def int_array(pks: Sequence[int] | npt.NDArray[np.int64]) -> Any:
@@ -160,7 +115,3 @@ def as_array(value: Any) -> FloatArray:
     from pgvector import Vector
 
     return np.asarray(Vector._from_db(value), dtype=np.float32)
-
-
-def _model_key(name: str) -> str:
-    return name.strip().lower().removeprefix("sentence-transformers/")

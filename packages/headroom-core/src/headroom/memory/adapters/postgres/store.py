@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -50,12 +49,20 @@ from headroom.memory.adapters.postgres.schema import (
     M,
     PgVector,
     as_array,
-    check_meta,
     create_schema,
     int_array,
     store_stats,
 )
-from headroom.memory.adapters.sql.filters import order_clause
+from headroom.memory.adapters.sql.common import (
+    MEMORY_COLUMNS,
+    SqlStoreBase,
+    check_dimension,
+    check_meta,
+    close_superseded,
+    default_search_text,
+    keep_indexed_context,
+    query_statement,
+)
 from headroom.memory.adapters.sql.tables import (
     memory_to_values,
     row_to_memory,
@@ -65,7 +72,6 @@ from headroom.memory.errors import (
     MemoryNotFoundError,
     ReadOnlyError,
     StorageError,
-    SupersededError,
 )
 from headroom.memory.models import Memory
 from headroom.memory.ports import FloatArray, MemoryFilter, StoreChanges
@@ -77,7 +83,7 @@ logger = logging.getLogger(__name__)
 T = TABLE.c
 
 
-class PostgresMemoryStore:
+class PostgresMemoryStore(SqlStoreBase):
     """The PostgreSQL store; any number of processes and hosts may share one database."""
 
     def __init__(
@@ -90,8 +96,6 @@ class PostgresMemoryStore:
         hnsw_min_entries: int = 200_000,
         read_only: bool = False,
     ) -> None:
-        from headroom.memory.adapters.sqlite.store import default_search_text
-
         self.url = url
         self.db_path = url
         self._pool_size = pool_size
@@ -109,12 +113,6 @@ class PostgresMemoryStore:
         return f"PostgresMemoryStore({redact(self.url)})"
 
     # -- lifecycle -----------------------------------------------------------------------------
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            raise StorageError("the store is not open")
-        return self._engine
 
     @property
     def dimension(self) -> int:
@@ -190,11 +188,6 @@ class PostgresMemoryStore:
         with self._write() as conn:
             return create_schema(conn, embedder_model, dimension)
 
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
-
     # -- transactions --------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -204,11 +197,6 @@ class PostgresMemoryStore:
                 f"the memory database {redact(self.url)} was opened read-only "
                 "(MemoryConfig(read_only=True)); open it without read_only to change it"
             )
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
@@ -227,10 +215,7 @@ class PostgresMemoryStore:
     def _vector(self, vector: FloatArray | None) -> npt.NDArray[np.float32] | None:
         if vector is None:
             return None
-        if vector.shape[-1] != self._dimension:
-            raise DimensionMismatchError(
-                f"vector of dimension {vector.shape[-1]} for a store of dimension {self._dimension}"
-            )
+        check_dimension(vector, self._dimension)
         return np.ascontiguousarray(vector, dtype=np.float32)
 
     def _rows(self, memories: Sequence[Memory], vectors: FloatArray | None) -> list[dict[str, Any]]:
@@ -283,11 +268,8 @@ class PostgresMemoryStore:
             params["vec"] = self._vector(vector)
         with self._write() as conn:
             if memory.context is None:  # records read back carry no context: keep the indexed one
-                from headroom.memory.adapters.sqlite.store import context_of_search_text
-
-                old = conn.execute(select(T.search_text).where(T.id == memory.id)).scalar()
-                if old:
-                    kept = replace(memory, context=context_of_search_text(old))
+                kept = keep_indexed_context(conn, memory)
+                if kept is not memory:
                     values["search_text"] = self._search_text(kept)
             stmt = update(TABLE).where(T.id == memory.id).values(**values)  # type: ignore[attr-defined]
             result = conn.execute(stmt, params) if params else conn.execute(stmt)
@@ -304,17 +286,7 @@ class PostgresMemoryStore:
         """
         rows = self._rows([new], vector[None, :] if vector is not None else None)
         with self._write() as conn:
-            closed = conn.execute(
-                update(TABLE)  # type: ignore[attr-defined]
-                .where(T.id == old.id, T.superseded_by.is_(None))
-                .values(
-                    valid_until=old.valid_until,
-                    superseded_by=old.superseded_by,
-                    updated_at=old.updated_at,
-                )
-            )
-            if closed.rowcount == 0:
-                raise SupersededError(f"memory {old.id!r} is already superseded (or was deleted)")
+            close_superseded(conn, old)
             self._insert_rows(conn, rows)
             self._bump_seq(conn)
 
@@ -349,18 +321,13 @@ class PostgresMemoryStore:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    _MEMORY_COLUMNS = (
-        T.pk, T.id, T.user_id, T.session_id, T.agent_id, T.turn_id, T.scope_level, T.category,
-        T.importance, T.content, T.entity_refs, T.metadata_json, T.created_at, T.updated_at,
-        T.valid_from, T.valid_until, T.supersedes, T.superseded_by, T.promoted_from,
-    )  # fmt: skip
     _EMBEDDING = type_coerce(T.embedding, PgVector()).label("embedding")
 
     @translate_errors
     @retried
     def get(self, memory_id: str) -> Memory | None:
         with self._read() as conn:
-            row = conn.execute(select(*self._MEMORY_COLUMNS).where(T.id == memory_id)).first()
+            row = conn.execute(select(*MEMORY_COLUMNS).where(T.id == memory_id)).first()
         return row_to_memory(row) if row is not None else None
 
     @translate_errors
@@ -369,9 +336,7 @@ class PostgresMemoryStore:
         if not len(pks):
             return {}
         with self._read() as conn:
-            rows = conn.execute(
-                select(*self._MEMORY_COLUMNS).where(T.pk == func.any(int_array(pks)))
-            )
+            rows = conn.execute(select(*MEMORY_COLUMNS).where(T.pk == func.any(int_array(pks))))
             return {int(row.pk): row_to_memory(row) for row in rows}
 
     @translate_errors
@@ -390,17 +355,8 @@ class PostgresMemoryStore:
     @translate_errors
     @retried
     def query(self, f: MemoryFilter) -> list[Memory]:
-        stmt = (
-            select(*self._MEMORY_COLUMNS)
-            .where(pg_filter_clause(f))
-            .order_by(*order_clause(f.order_by))
-        )
-        if f.limit is not None:
-            stmt = stmt.limit(f.limit)
-        if f.offset:
-            stmt = stmt.offset(f.offset)
         with self._read() as conn:
-            return [row_to_memory(r) for r in conn.execute(stmt)]
+            return [row_to_memory(r) for r in conn.execute(query_statement(pg_filter_clause(f), f))]
 
     @translate_errors
     @retried
@@ -441,11 +397,6 @@ class PostgresMemoryStore:
             else np.zeros((0, self._dimension), dtype=np.float32)
         )
         return now, [int(r.pk) for r in rows], vecs
-
-    def iter_vectors(self, batch_size: int = 10_000) -> Iterator[tuple[list[int], FloatArray]]:
-        _, pks, vecs = self.snapshot_vectors()
-        for start in range(0, len(pks), batch_size):
-            yield pks[start : start + batch_size], vecs[start : start + batch_size]
 
     @translate_errors
     @retried

@@ -1,16 +1,13 @@
-"""Opening SQLite for the store: the engine with its pragmas, and the database's recorded model."""
+"""Opening SQLite for the store: the engine with its pragmas."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 
-from headroom.memory.errors import DimensionMismatchError
-
-__all__ = ["check_meta", "create_sqlite_engine"]
+__all__ = ["create_sqlite_engine"]
 
 
 def create_sqlite_engine(
@@ -40,24 +37,3 @@ def create_sqlite_engine(
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("headroom_write") else "BEGIN")
 
     return engine
-
-
-def check_meta(db_path: Path, meta: dict[str, str], embedder_model: str, dimension: int) -> None:
-    """Raise DimensionMismatchError when the database was embedded with another model/dimension."""
-    stored_dim = int(meta.get("dimension", dimension))
-    stored_model = meta.get("embedder_model", embedder_model)
-    if stored_dim != dimension:
-        raise DimensionMismatchError(
-            f"the database {db_path} holds {stored_dim}-dimensional vectors "
-            f"(model {stored_model!r}) but the configured embedder produces {dimension} "
-            "dimensions; use the same embedder, or a new database"
-        )
-    if _model_key(stored_model) != _model_key(embedder_model):
-        raise DimensionMismatchError(
-            f"the database {db_path} was embedded with {stored_model!r} but the configured "
-            f"embedder is {embedder_model!r}; vectors of different models are not comparable"
-        )
-
-
-def _model_key(name: str) -> str:
-    return name.strip().lower().removeprefix("sentence-transformers/")

@@ -16,7 +16,6 @@ import sqlite3
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -26,61 +25,54 @@ from sqlalchemy import Engine, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
-from headroom.memory.adapters.sql.filters import filter_clause, order_clause
+from headroom.memory.adapters.sql.common import (
+    MEMORY_COLUMNS,
+    SCHEMA_VERSION,
+    TABLE,
+    D,
+    M,
+    SqlStoreBase,
+    check_dimension,
+    check_meta,
+    close_superseded,
+    context_of_search_text,
+    count_stats,
+    default_search_text,
+    keep_indexed_context,
+    new_meta_rows,
+    query_statement,
+)
+from headroom.memory.adapters.sql.filters import filter_clause
 from headroom.memory.adapters.sql.tables import (
-    DeletionRow,
-    MemoryRow,
-    MetaRow,
     bytes_to_vectors,
     memory_to_values,
     row_to_memory,
     table_metadata,
     vector_to_bytes,
 )
-from headroom.memory.adapters.sqlite.connect import check_meta, create_sqlite_engine
+from headroom.memory.adapters.sqlite.connect import create_sqlite_engine
 from headroom.memory.errors import (
     ConfigurationError,
-    DimensionMismatchError,
     MemoryNotFoundError,
     ReadOnlyError,
     StorageError,
     db_error_message,
 )
-from headroom.memory.models import Memory, ScopeLevel
+from headroom.memory.models import Memory
 from headroom.memory.ports import FloatArray, MemoryFilter, StoreChanges
 
-__all__ = ["SCHEMA_VERSION", "SQLModelMemoryStore", "default_search_text"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "SQLModelMemoryStore",
+    "context_of_search_text",
+    "default_search_text",
+]
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
 P = ParamSpec("P")
 R = TypeVar("R")
-TABLE = MemoryRow.__table__  # type: ignore[attr-defined]
 T = TABLE.c
-M = MetaRow.__table__  # type: ignore[attr-defined]
-D = DeletionRow.__table__  # type: ignore[attr-defined]
-
-
-def default_search_text(memory: Memory) -> str:
-    """The text the full-text index sees: content, entity references and the memory's date."""
-    parts = [memory.content]
-    if memory.entity_refs:
-        parts.append(" ".join(memory.entity_refs))
-    when = memory.valid_from
-    parts.append(f"{when.day} {when.strftime('%B')} {when.year}")
-    if memory.context:  # indexed, never shown; kept by update() (see context_of_search_text)
-        parts.append(CONTEXT_MARK + memory.context)
-    return "\n".join(parts)
-
-
-CONTEXT_MARK = "\u241e"  # a symbol: the FTS tokenizer skips it; marks where the context starts
-
-
-def context_of_search_text(search_text: str) -> str | None:
-    """The ``context`` part of a stored ``search_text`` (None when there is none)."""
-    _head, mark, tail = search_text.partition("\n" + CONTEXT_MARK)
-    return tail if mark else None
 
 
 def _translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -97,7 +89,7 @@ def _translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-class SQLModelMemoryStore:
+class SQLModelMemoryStore(SqlStoreBase):
     """The SQLite store (WAL, busy timeout, one file at ``db_path``)."""
 
     def __init__(
@@ -122,12 +114,6 @@ class SQLModelMemoryStore:
         """A random id stored in the database; derived index files record it (see open())."""
 
     # -- lifecycle -----------------------------------------------------------------------------
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            raise StorageError("the store is not open")
-        return self._engine
 
     @_translate_errors
     def open(self, *, embedder_model: str, dimension: int) -> None:
@@ -156,10 +142,7 @@ class SQLModelMemoryStore:
                 conn.execute(
                     insert(M),
                     [
-                        {"key": "schema_version", "value": SCHEMA_VERSION},
-                        {"key": "seq", "value": "0"},
-                        {"key": "embedder_model", "value": embedder_model},
-                        {"key": "dimension", "value": str(dimension)},
+                        *new_meta_rows(embedder_model, dimension),
                         {"key": "database_id", "value": uuid.uuid4().hex},
                     ],
                 )
@@ -205,11 +188,6 @@ class SQLModelMemoryStore:
     def _read_database_id(conn: Connection) -> str:
         return str(conn.execute(select(M.c.value).where(M.c.key == "database_id")).scalar_one())
 
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
-
     # -- transactions --------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -227,11 +205,6 @@ class SQLModelMemoryStore:
             finally:
                 conn.info.pop("headroom_write", None)
 
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
-
     def _bump_seq(self, conn: Connection) -> int:
         value = conn.execute(
             text(
@@ -246,10 +219,7 @@ class SQLModelMemoryStore:
     def _vector_blob(self, vector: FloatArray | None) -> bytes | None:
         if vector is None:
             return None
-        if vector.shape[-1] != self._dimension:
-            raise DimensionMismatchError(
-                f"vector of dimension {vector.shape[-1]} for a store of dimension {self._dimension}"
-            )
+        check_dimension(vector, self._dimension)
         return vector_to_bytes(vector)
 
     @_translate_errors
@@ -277,9 +247,7 @@ class SQLModelMemoryStore:
     def update(self, memory: Memory, vector: FloatArray | None) -> None:
         if memory.context is None:  # records read back carry no context: keep the indexed one
             with self.engine.connect() as conn:
-                old = conn.execute(select(T.search_text).where(T.id == memory.id)).scalar()
-            if old:
-                memory = replace(memory, context=context_of_search_text(old))
+                memory = keep_indexed_context(conn, memory)
         values = memory_to_values(memory, self._search_text(memory))
         if vector is not None:
             values["embedding"] = self._vector_blob(vector)
@@ -292,22 +260,9 @@ class SQLModelMemoryStore:
     @_translate_errors
     def supersede(self, old: Memory, new: Memory, vector: FloatArray | None) -> None:
         """Close ``old`` and insert ``new`` atomically; fails if ``old`` was superseded meanwhile."""
-        from headroom.memory.errors import SupersededError
-
         with self._write() as conn:
             seq = self._bump_seq(conn)
-            closed = conn.execute(
-                update(TABLE)  # type: ignore[attr-defined]
-                .where(T.id == old.id, T.superseded_by.is_(None))
-                .values(
-                    valid_until=old.valid_until,
-                    superseded_by=old.superseded_by,
-                    updated_at=old.updated_at,
-                    change_seq=seq,
-                )
-            )
-            if closed.rowcount == 0:
-                raise SupersededError(f"memory {old.id!r} is already superseded (or was deleted)")
+            close_superseded(conn, old, change_seq=seq)
             values = memory_to_values(new, self._search_text(new))
             values["embedding"] = self._vector_blob(vector)
             values["change_seq"] = seq
@@ -340,16 +295,10 @@ class SQLModelMemoryStore:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    _MEMORY_COLUMNS = (
-        T.pk, T.id, T.user_id, T.session_id, T.agent_id, T.turn_id, T.scope_level, T.category,
-        T.importance, T.content, T.entity_refs, T.metadata_json, T.created_at, T.updated_at,
-        T.valid_from, T.valid_until, T.supersedes, T.superseded_by, T.promoted_from,
-    )  # fmt: skip
-
     @_translate_errors
     def get(self, memory_id: str) -> Memory | None:
         with self._read() as conn:
-            row = conn.execute(select(*self._MEMORY_COLUMNS).where(T.id == memory_id)).first()
+            row = conn.execute(select(*MEMORY_COLUMNS).where(T.id == memory_id)).first()
         return row_to_memory(row) if row is not None else None
 
     @_translate_errors
@@ -358,7 +307,7 @@ class SQLModelMemoryStore:
         with self._read() as conn:
             for start in range(0, len(pks), 500):
                 chunk = [int(p) for p in pks[start : start + 500]]
-                for row in conn.execute(select(*self._MEMORY_COLUMNS).where(T.pk.in_(chunk))):
+                for row in conn.execute(select(*MEMORY_COLUMNS).where(T.pk.in_(chunk))):
                     out[int(row.pk)] = row_to_memory(row)
         return out
 
@@ -377,17 +326,8 @@ class SQLModelMemoryStore:
 
     @_translate_errors
     def query(self, f: MemoryFilter) -> list[Memory]:
-        stmt = (
-            select(*self._MEMORY_COLUMNS)
-            .where(filter_clause(f))
-            .order_by(*order_clause(f.order_by))
-        )
-        if f.limit is not None:
-            stmt = stmt.limit(f.limit)
-        if f.offset:
-            stmt = stmt.offset(f.offset)
         with self._read() as conn:
-            return [row_to_memory(r) for r in conn.execute(stmt)]
+            return [row_to_memory(r) for r in conn.execute(query_statement(filter_clause(f), f))]
 
     @_translate_errors
     def count(self, f: MemoryFilter) -> int:
@@ -434,11 +374,6 @@ class SQLModelMemoryStore:
             bytes_to_vectors([r.embedding for r in rows], self._dimension),
         )
 
-    def iter_vectors(self, batch_size: int = 10_000) -> Iterator[tuple[list[int], FloatArray]]:
-        _, pks, vecs = self.snapshot_vectors()
-        for start in range(0, len(pks), batch_size):
-            yield pks[start : start + batch_size], vecs[start : start + batch_size]
-
     @_translate_errors
     def vector_count(self) -> int:
         with self._read() as conn:
@@ -448,36 +383,8 @@ class SQLModelMemoryStore:
 
     @_translate_errors
     def stats(self, user_id: str | None = None) -> dict[str, Any]:
-        base = MemoryFilter(user_id=user_id, include_superseded=True)
-        where = filter_clause(base)
-        with self._read() as conn:
-            superseded = conn.execute(
-                select(func.count()).where(where, T.superseded_by.is_not(None))
-            ).scalar_one()
-            current = MemoryFilter(user_id=user_id)
-            cats = conn.execute(
-                select(T.category, func.count()).where(filter_clause(current)).group_by(T.category)
-            ).all()
-            scopes = conn.execute(
-                select(T.scope_level, func.count())
-                .where(filter_clause(current))
-                .group_by(T.scope_level)
-            ).all()
-            users = conn.execute(
-                select(func.count(func.distinct(T.user_id))).where(where)
-            ).scalar_one()
-        categories = {str(c): int(n) for c, n in cats}
-        scope_levels = {s.value: 0 for s in ScopeLevel}
-        scope_levels.update({str(s): int(n) for s, n in scopes})
         size = sum(
             p.stat().st_size for p in (self.db_path, Path(f"{self.db_path}-wal")) if p.exists()
         )
-        return {
-            "total": sum(categories.values()),
-            "superseded": int(superseded),
-            "versions": sum(categories.values()) + int(superseded),
-            "categories": categories,
-            "scope_levels": scope_levels,
-            "users": int(users),
-            "db_size_bytes": size,
-        }
+        with self._read() as conn:
+            return count_stats(conn, user_id, filter_clause, size)

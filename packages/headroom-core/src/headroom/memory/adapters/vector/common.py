@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,12 +24,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from headroom.memory.errors import DimensionMismatchError, IndexError_, ValidationError
+from headroom.memory.errors import (
+    ConfigurationError,
+    DimensionMismatchError,
+    IndexError_,
+    ValidationError,
+)
 from headroom.memory.ports import FloatArray
 
 __all__ = [
     "FORMAT_VERSION",
     "IndexFileMeta",
+    "PersistedIndexBase",
     "as_id_array",
     "as_query",
     "as_vectors",
@@ -226,3 +233,46 @@ def read_index_file(
         logger.warning("vector index %s is unreadable (%s); rebuilding", path, exc)
         return None
     return meta, arrays
+
+
+class PersistedIndexBase:
+    """The settings, ``bind`` and index-file access both vector indexes share."""
+
+    engine_name = ""
+    """Recorded in the sidecar; a file written by another engine is not loaded."""
+
+    def __init__(self, dimension: int, path: Path | None, max_entries: int | None) -> None:
+        self.database_id = ""
+        if dimension <= 0:
+            raise ConfigurationError("dimension must be positive")
+        self._dimension = dimension
+        self._path = Path(path) if path is not None else None
+        self._max_entries = max_entries
+        self._lock = threading.RLock()
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def bind(self, database_id: str) -> None:
+        """Record the database this index belongs to: saved with it, checked on load."""
+        self.database_id = database_id
+
+    def _write_file(
+        self, path: Path, seq: int, count: int, kind: str, arrays: Mapping[str, npt.NDArray[Any]]
+    ) -> None:
+        meta = IndexFileMeta(
+            self.engine_name, int(seq), self._dimension, count, kind, self.database_id
+        )
+        write_index_file(path, arrays, meta)
+
+    def _read_file(
+        self, path: Path, names: Sequence[str]
+    ) -> tuple[IndexFileMeta, dict[str, npt.NDArray[Any]]] | None:
+        return read_index_file(
+            path,
+            engine=self.engine_name,
+            dimension=self._dimension,
+            names=names,
+            database_id=self.database_id,
+        )

@@ -26,14 +26,12 @@ import numpy as np
 import numpy.typing as npt
 
 from headroom.memory.adapters.vector.common import (
-    IndexFileMeta,
     IntArray,
+    PersistedIndexBase,
     as_id_array,
     as_query,
     as_vectors,
-    read_index_file,
     top_k,
-    write_index_file,
 )
 from headroom.memory.errors import ConfigurationError, IndexError_, MissingDependencyError
 from headroom.memory.ports import FloatArray, VectorFilter
@@ -42,17 +40,17 @@ __all__ = ["FaissVectorIndex"]
 
 logger = logging.getLogger(__name__)
 
-_ENGINE = "faiss"
 _KINDS = ("auto", "flat", "hnsw")
 
 
-class FaissVectorIndex:
+class FaissVectorIndex(PersistedIndexBase):
     """A :class:`~headroom.memory.ports.VectorIndex` on FAISS (cosine = inner product).
 
     ``kind="auto"`` starts exact (``IndexFlatIP``) and rebuilds into ``IndexHNSWFlat`` once it holds
     more than ``hnsw_min_entries`` vectors; ``"flat"`` and ``"hnsw"`` force one type.
     """
 
+    engine_name = "faiss"
     exact_filter_max = 1024
     """Filtered searches over at most this many allowed vectors gather them for one product."""
     exact_filter_fraction = 0.2
@@ -79,27 +77,21 @@ class FaissVectorIndex:
         hnsw_ef_search: int = 64,
         max_entries: int | None = None,
     ) -> None:
-        self.database_id = ""
         try:
             import faiss
         except ImportError as exc:
             raise MissingDependencyError("faiss-cpu", "faiss") from exc
-        if dimension <= 0:
-            raise ConfigurationError("dimension must be positive")
+        super().__init__(dimension, path, max_entries)
         if kind not in _KINDS:
             raise ConfigurationError(
                 f"unknown vector index kind {kind!r}; expected one of {_KINDS}"
             )
         self._faiss: Any = faiss
-        self._dimension = dimension
-        self._path = Path(path) if path is not None else None
         self._requested = kind
         self._hnsw_min_entries = hnsw_min_entries
         self._hnsw_m = hnsw_m
         self._ef_construction = hnsw_ef_construction
         self._ef_search = hnsw_ef_search
-        self._max_entries = max_entries
-        self._lock = threading.RLock()
         self._build_thread: threading.Thread | None = None
         self._reset(self._target_kind(0))
 
@@ -269,10 +261,6 @@ class FaissVectorIndex:
     # -- protocol ----------------------------------------------------------------------------
 
     @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    @property
     def kind(self) -> str:
         """The current FAISS index type: "flat" or "hnsw"."""
         return self._kind
@@ -380,10 +368,6 @@ class FaissVectorIndex:
 
     # -- persistence -------------------------------------------------------------------------
 
-    def bind(self, database_id: str) -> None:
-        """Record the database this index belongs to: saved with it, checked on load."""
-        self.database_id = database_id
-
     def save(self, seq: int) -> None:
         if self._path is None:
             return
@@ -392,23 +376,16 @@ class FaissVectorIndex:
                 blob = self._faiss.serialize_index(self._index)
             except RuntimeError as exc:
                 raise IndexError_(f"faiss could not serialise the index: {exc}") from exc
-            meta = IndexFileMeta(
-                _ENGINE, int(seq), self._dimension, len(self), self._kind, self.database_id
+            self._write_file(
+                self._path, seq, len(self), self._kind, {"index": blob, "ids": self._ids}
             )
-            write_index_file(self._path, {"index": blob, "ids": self._ids}, meta)
 
     def load(self) -> int | None:
         if self._path is None:
             return None
         with self._lock:
             self._reset(self._target_kind(0))
-            found = read_index_file(
-                self._path,
-                engine=_ENGINE,
-                dimension=self._dimension,
-                names=("index", "ids"),
-                database_id=self.database_id,
-            )
+            found = self._read_file(self._path, ("index", "ids"))
             if found is None:
                 return None
             meta, arrays = found

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from headroom.memory.adapters.vector.common import (
-    IndexFileMeta,
     IntArray,
+    PersistedIndexBase,
     as_id_array,
     as_query,
     as_vectors,
-    read_index_file,
     top_k,
-    write_index_file,
 )
 from headroom.memory.errors import ConfigurationError
 from headroom.memory.ports import FloatArray, VectorFilter
@@ -26,34 +23,24 @@ __all__ = ["NumpyVectorIndex"]
 
 logger = logging.getLogger(__name__)
 
-_ENGINE = "numpy"
 
-
-class NumpyVectorIndex:
+class NumpyVectorIndex(PersistedIndexBase):
     """Exact cosine search over a dense float32 matrix of store primary keys.
 
     Rows are kept compact (a removed row is replaced by the last one), so every search is a
     single matrix-vector product over the live vectors, or over the allowed rows only.
     """
 
+    engine_name = "numpy"
+
     def __init__(
         self, dimension: int, *, path: Path | None = None, max_entries: int | None = None
     ) -> None:
-        self.database_id = ""
-        if dimension <= 0:
-            raise ConfigurationError("dimension must be positive")
-        self._dimension = dimension
-        self._path = Path(path) if path is not None else None
-        self._max_entries = max_entries
-        self._lock = threading.RLock()
+        super().__init__(dimension, path, max_entries)
         self._vectors = np.empty((0, dimension), dtype=np.float32)
         self._ids: IntArray = np.empty(0, dtype=np.int64)
         self._row_of: dict[int, int] = {}
         self._count = 0
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
 
     def __len__(self) -> int:
         return self._count
@@ -129,30 +116,21 @@ class NumpyVectorIndex:
             self._row_of = {}
             self._count = 0
 
-    def bind(self, database_id: str) -> None:
-        """Record the database this index belongs to: saved with it, checked on load."""
-        self.database_id = database_id
-
     def save(self, seq: int) -> None:
         if self._path is None:
             return
         with self._lock:
             n = self._count
-            meta = IndexFileMeta(_ENGINE, int(seq), self._dimension, n, "exact", self.database_id)
-            write_index_file(self._path, {"ids": self._ids[:n], "vectors": self._vectors[:n]}, meta)
+            self._write_file(
+                self._path, seq, n, "exact", {"ids": self._ids[:n], "vectors": self._vectors[:n]}
+            )
 
     def load(self) -> int | None:
         if self._path is None:
             return None
         with self._lock:
             self.clear()
-            found = read_index_file(
-                self._path,
-                engine=_ENGINE,
-                dimension=self._dimension,
-                names=("ids", "vectors"),
-                database_id=self.database_id,
-            )
+            found = self._read_file(self._path, ("ids", "vectors"))
             if found is None:
                 return None
             meta, arrays = found
