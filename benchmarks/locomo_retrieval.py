@@ -709,6 +709,35 @@ def format_table(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def query_embedding_latency(
+    embedder: Embedder, texts: Sequence[str], n: int = 100
+) -> dict[str, Any]:
+    """p50/p95 ms of embedding one question per call (the search path), after one warm-up call."""
+    sample = list(texts)[:n]
+    embedder.embed(sample[:1])
+    times = []
+    for text in sample:
+        start = time.perf_counter()
+        embedder.embed([text])
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return {
+        "n": len(times),
+        "p50_ms": round(statistics.median(times), 2),
+        "p95_ms": round(times[int(0.95 * (len(times) - 1))], 2),
+    }
+
+
+def model_size_bytes(model: str) -> int | None:
+    """Bytes on disk of a local model folder (the packaged MiniLM for its hub name), else None."""
+    from headroom.memory.adapters.embedders.model_files import resolve_local_model
+
+    path = Path(resolve_local_model(model))
+    if not path.exists():
+        return None
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -731,6 +760,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="DIR",
         help="cache turn/question vectors on disk (model+text keyed) between runs",
     )
+    parser.add_argument(
+        "--embedder-model",
+        default=None,
+        metavar="NAME_OR_DIR",
+        help="embedder_model override, e.g. a local sentence-transformers folder (--embedder local)",
+    )
     parser.add_argument("--no-ablations", action="store_true")
     parser.add_argument(
         "--context",
@@ -752,12 +787,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = MemoryConfig()
     if args.embedder != "default":
         config = config.with_overrides(embedder_backend=args.embedder)
+    if args.embedder_model:
+        config = config.with_overrides(embedder_model=args.embedder_model)
     embedder: Embedder | None = None
+    query_embed: dict[str, Any] = {}
     if args.embed_cache:
         from headroom.memory.factory import create_embedder
 
         backend = str(getattr(config.embedder_backend, "value", config.embedder_backend))
-        embedder = CachedEmbedder(create_embedder(config), args.embed_cache, backend)
+        inner = create_embedder(config)
+        config = config.with_overrides(vector_dimension=inner.dimension)
+        query_embed = query_embedding_latency(
+            inner, [q.question for s in samples for q in questions_of(s)]
+        )
+        query_embed["model_bytes"] = model_size_bytes(config.embedder_model)
+        embedder = CachedEmbedder(inner, args.embed_cache, backend)
     report = evaluate(
         samples,
         config=config,
@@ -772,6 +816,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(embedder, CachedEmbedder):
         embedder.save()
     report["split"] = args.data.name
+    if query_embed:
+        report["query_embedding"] = query_embed
+        print("query embedding (1 question per call, uncached):", json.dumps(query_embed))
     report["context"] = args.context
     print(
         f"{report['dataset']}  index {report['index_seconds']} s  "
