@@ -728,11 +728,14 @@ def query_embedding_latency(
     }
 
 
-def model_size_bytes(model: str) -> int | None:
-    """Bytes on disk of a local model folder (the packaged MiniLM for its hub name), else None."""
-    from headroom.memory.adapters.embedders.model_files import resolve_local_model
+def model_size_bytes(model: str, backend: str = "") -> int | None:
+    """Bytes on disk of the model: the int8 .onnx file for ONNX MiniLM, else the local folder."""
+    from headroom.memory.adapters.embedders import model_files
 
-    path = Path(resolve_local_model(model))
+    if backend == "onnx" and model_files.is_minilm(model):
+        onnx = model_files.find_minilm_int8_onnx()
+        return Path(onnx).stat().st_size if onnx is not None else None
+    path = Path(model_files.resolve_local_model(model))
     if not path.exists():
         return None
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
@@ -800,7 +803,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         query_embed = query_embedding_latency(
             inner, [q.question for s in samples for q in questions_of(s)]
         )
-        query_embed["model_bytes"] = model_size_bytes(config.embedder_model)
+        query_embed["model_bytes"] = model_size_bytes(config.embedder_model, backend)
         embedder = CachedEmbedder(inner, args.embed_cache, backend)
     report = evaluate(
         samples,
