@@ -247,3 +247,24 @@ def test_cached_embedder_returns_the_inner_vectors(lr: ModuleType, tmp_path: Pat
     again = lr.CachedEmbedder(HashEmbedder(64), tmp_path)
     assert set(again.cache) == {"a kitten", "a violin"}
     assert (again.embed(["a violin"]) == first[1:2]).all()
+
+
+def test_query_embedding_latency_times_one_question_per_call(lr: ModuleType) -> None:
+    calls: list[int] = []
+
+    class Counting(HashEmbedder):
+        def embed(self, texts: Any) -> Any:
+            calls.append(len(texts))
+            return super().embed(texts)
+
+    out = lr.query_embedding_latency(Counting(), [f"question {i}" for i in range(7)], n=5)
+    assert out["n"] == 5 and 0 <= out["p50_ms"] <= out["p95_ms"]
+    assert calls == [1] * 6  # one warm-up, then one text per call
+
+
+def test_model_size_bytes_of_a_local_folder(lr: ModuleType, tmp_path: Path) -> None:
+    (tmp_path / "m" / "sub").mkdir(parents=True)
+    (tmp_path / "m" / "a.bin").write_bytes(b"x" * 10)
+    (tmp_path / "m" / "sub" / "b.json").write_bytes(b"y" * 5)
+    assert lr.model_size_bytes(str(tmp_path / "m"), "local") == 15
+    assert lr.model_size_bytes(str(tmp_path / "missing"), "local") is None
