@@ -24,8 +24,8 @@ def texts(messages: list[ChatMessage]) -> list[str | None]:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[HeadroomDBChatStore]:
-    chat_store = HeadroomDBChatStore(db_path=tmp_path / "m.db")
+async def store(chat_location: Path | str) -> AsyncIterator[HeadroomDBChatStore]:
+    chat_store = HeadroomDBChatStore(db_path=chat_location)
     yield chat_store
     chat_store.close()
 
@@ -92,11 +92,11 @@ async def test_keys_and_stripping(store: HeadroomDBChatStore) -> None:
     assert texts(await store.get_messages("one")) == ["hi"]
 
 
-async def test_persists_across_instances(tmp_path: Path) -> None:
-    first = HeadroomDBChatStore(db_path=tmp_path / "m.db")
+async def test_persists_across_instances(chat_location: Path | str) -> None:
+    first = HeadroomDBChatStore(db_path=chat_location)
     await first.add_message("k", msg("kept"))
     first.close()
-    second = HeadroomDBChatStore(db_path=tmp_path / "m.db")
+    second = HeadroomDBChatStore(db_path=chat_location)
     assert texts(await second.get_messages("k")) == ["kept"]
     second.close()
 
@@ -128,8 +128,8 @@ async def test_memory_from_defaults_put_get_flush_archive(store: HeadroomDBChatS
     assert await store.count_messages("conv", status=None) == 0
 
 
-def test_memory_sync_api(tmp_path: Path) -> None:
-    store = HeadroomDBChatStore(db_path=tmp_path / "m.db")
+def test_memory_sync_api(chat_location: Path | str) -> None:
+    store = HeadroomDBChatStore(db_path=chat_location)
     memory = Memory.from_defaults(session_id="s", chat_store=store)
     memory.put(msg("hello"))
     memory.put(msg("hi", MessageRole.ASSISTANT))

@@ -9,7 +9,7 @@ from headroom.memory import HierarchicalMemory, MemoryConfig, config_for, resolv
 from headroom.memory.config import StoreBackend
 from headroom.memory.errors import ConfigurationError
 
-__all__ = ["OwnedMemory", "close_quietly", "resolve_db_path", "resolve_memory"]
+__all__ = ["OwnedMemory", "close_quietly", "resolve_db_path", "resolve_memory", "shown_location"]
 
 
 def resolve_db_path(
@@ -53,3 +53,12 @@ class OwnedMemory:
         """Close the memory if this object opened it (``db_path=`` / ``config=``)."""
         if self._owned:
             close_quietly(self._hm)
+
+
+def shown_location(location: Path | str) -> str:
+    """The database as it may be shown or serialised: a file path, or the URL without password."""
+    if isinstance(location, str):
+        from headroom.memory.adapters.postgres.connect import redact
+
+        return redact(location)
+    return str(location)
