@@ -138,3 +138,21 @@ def test_runnable_with_message_history_warns_as_expected(db_path: Path, scripted
         RunnableWithMessageHistory(
             scripted(replies=["x"]), lambda sid: HeadroomChatMessageHistory(sid, db_path=db_path)
         )
+
+
+@pytest.mark.contract
+def test_concurrent_appends_from_two_stores_lose_nothing(store_url: Path | str) -> None:
+    """Two histories with their own engines (as two processes) append to one session at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    histories = [HeadroomChatMessageHistory("s", db_path=store_url) for _ in range(2)]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda i: histories[i % 2].add_user_message(f"m{i}"), range(40)))
+        contents = [m.content for m in histories[0].messages]
+        assert sorted(contents) == sorted(f"m{i}" for i in range(40))
+        rows = _query(store_url, f"select position from {CHAT_TABLE} order by position")
+        assert [r[0] for r in rows] == list(range(40))
+    finally:
+        for history in histories:
+            history.close()

@@ -8,6 +8,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from llama_index.core.llms import ChatMessage, MessageRole
@@ -305,3 +306,19 @@ def test_messages_survive_a_restart_across_processes(chat_location: Path | str) 
         assert reopened.get_keys() == ["conv"]
     finally:
         reopened.close()
+
+
+@pytest.mark.postgres
+def test_password_never_shown(pg_chat_url: Any) -> None:
+    """The pydantic field (serialised with the store) and errors carry the URL without password."""
+    url = pg_chat_url()
+    if ":@" not in url:
+        pytest.skip("needs the password-less (trust) URL of the test server")
+    url = url.replace(":@", ":secret@", 1)
+    chat_store = HeadroomChatStore(db_path=url)
+    try:
+        chat_store.add_message("k", msg("hi"))
+        assert texts(chat_store.get_messages("k")) == ["hi"]
+        assert "secret" not in repr(chat_store) and "secret" not in chat_store.model_dump_json()
+    finally:
+        chat_store.close()

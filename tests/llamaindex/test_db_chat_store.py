@@ -135,3 +135,27 @@ def test_memory_sync_api(chat_location: Path | str) -> None:
     memory.put(msg("hi", MessageRole.ASSISTANT))
     assert texts(memory.get()) == ["hello", "hi"]
     store.close()
+
+
+async def test_writers_on_two_connections_take_turns(chat_location: Path | str) -> None:
+    """Two stores (two connections, as two processes would have) append concurrently: no loss."""
+    import asyncio
+
+    from headroom_llamaindex import HeadroomChatStore
+
+    stores = [HeadroomChatStore(db_path=chat_location) for _ in range(2)]
+    queues = [HeadroomDBChatStore(db_path=chat_location) for _ in range(2)]
+    try:
+        await asyncio.gather(
+            *(
+                stores[i % 2].async_add_message("k", msg(f"m{i}"), idx=0 if i % 3 == 0 else None)
+                for i in range(30)
+            ),
+            *(queues[i % 2].add_message("q", msg(f"q{i}")) for i in range(30)),
+        )
+        got = texts(await stores[0].aget_messages("k"))
+        assert sorted(got, key=str) == sorted((f"m{i}" for i in range(30)), key=str)
+        assert await queues[1].count_messages("q") == 30
+    finally:
+        for store in (*stores, *queues):
+            store.close()
