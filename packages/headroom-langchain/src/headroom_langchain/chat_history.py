@@ -99,7 +99,10 @@ class ChatMessageStore:
             self._engine = create_engine(f"sqlite:///{self.db_path}")
             self._sqlite_pragmas(int(busy_timeout_ms))
         try:
-            _metadata.create_all(self._engine)
+            with self._engine.begin() as conn:
+                if self._postgres:  # processes creating the table together: one at a time
+                    conn.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY, 0)))
+                _metadata.create_all(conn)
         except (SQLAlchemyError, sqlite3.Error) as exc:
             raise StorageError(
                 f"cannot create {CHAT_TABLE} in {self._where_shown}: {_first_line(exc)}"
