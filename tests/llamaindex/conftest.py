@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -90,3 +91,39 @@ def hm(db_path: Path, embedder: HashEmbedder) -> Iterator[HierarchicalMemory]:
 def scripted() -> type[ScriptedLLM]:
     """The ScriptedLLM class (test modules cannot import conftest under importlib mode)."""
     return ScriptedLLM
+
+
+@pytest.fixture
+def pg_chat_url(postgres_server: str) -> Iterator[Callable[[], str]]:
+    """Each call: a PostgreSQL URL on a fresh schema of its own (dropped afterwards)."""
+    import psycopg
+
+    schemas: list[str] = []
+
+    def make() -> str:
+        schemas.append(f"chat_{uuid.uuid4().hex[:12]}")
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schemas[-1]}")  # type: ignore[arg-type]
+        sep = "&" if "?" in postgres_server else "?"
+        return f"{postgres_server}{sep}options=-csearch_path%3D{schemas[-1]}%2Cpublic"
+
+    yield make
+    for schema in schemas:
+        try:
+            with psycopg.connect(postgres_server, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA {schema} CASCADE")  # type: ignore[arg-type]
+        except psycopg.Error:  # cleanup must not fail the test
+            pass
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
+def chat_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a chat store lives: a SQLite file, or a PostgreSQL URL on a fresh schema of its own."""
+    if request.param == "sqlite":
+        return tmp_path / "chat.db"
+    return str(request.getfixturevalue("pg_chat_url")())

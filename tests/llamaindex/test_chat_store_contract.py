@@ -8,6 +8,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from llama_index.core.llms import ChatMessage, MessageRole
@@ -15,8 +16,11 @@ from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.storage.chat_store import SimpleChatStore
 from llama_index.core.storage.chat_store.base import BaseChatStore
 
-from headroom.memory.errors import HeadroomError
-from headroom_llamaindex import ChatStoreIndexError, HeadroomChatStore
+from headroom.memory import HierarchicalMemory, MemoryConfig
+from headroom.memory.errors import HeadroomError, StorageError
+from headroom.testing import HashEmbedder
+from headroom_llamaindex import ChatStoreIndexError, HeadroomChatStore, HeadroomDBChatStore
+from headroom_llamaindex._memory import shown_location
 
 
 def msg(text: str, role: MessageRole = MessageRole.USER) -> ChatMessage:
@@ -27,12 +31,17 @@ def texts(messages: list[ChatMessage] | None) -> list[str | None] | None:
     return None if messages is None else [m.content for m in messages]
 
 
-@pytest.fixture(params=["simple", "headroom"])
+@pytest.fixture(
+    params=["simple", "headroom", pytest.param("headroom-postgres", marks=pytest.mark.postgres)]
+)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseChatStore]:
     if request.param == "simple":
         yield SimpleChatStore()
     else:
-        chat_store = HeadroomChatStore(db_path=tmp_path / "chat.db")
+        location: Path | str = tmp_path / "chat.db"
+        if request.param == "headroom-postgres":
+            location = request.getfixturevalue("pg_chat_url")()
+        chat_store = HeadroomChatStore(db_path=location)
         yield chat_store
         chat_store.close()
 
@@ -167,8 +176,8 @@ async def test_async_chat_memory_buffer(store: BaseChatStore) -> None:
 
 
 @pytest.fixture
-def headroom_store(tmp_path: Path) -> Iterator[HeadroomChatStore]:
-    chat_store = HeadroomChatStore(db_path=tmp_path / "chat.db")
+def headroom_store(chat_location: Path | str) -> Iterator[HeadroomChatStore]:
+    chat_store = HeadroomChatStore(db_path=chat_location)
     yield chat_store
     chat_store.close()
 
@@ -211,15 +220,50 @@ def test_returned_messages_are_copies(headroom_store: HeadroomChatStore) -> None
     assert texts(headroom_store.get_messages("k")) == ["a"]
 
 
-def test_shares_the_memory_database(hm: object, db_path: Path) -> None:
+def _tables(location: Path | str) -> set[str]:
+    if isinstance(location, str):
+        import psycopg
+
+        with psycopg.connect(location) as conn:
+            sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            return {r[0] for r in conn.execute(sql).fetchall()}  # type: ignore[arg-type]
     import sqlite3
 
-    chat_store = HeadroomChatStore(memory=hm)  # type: ignore[arg-type]
-    chat_store.add_message("k", msg("hello"))
-    chat_store.close()
-    with sqlite3.connect(db_path) as conn:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"memories", "headroom_llama_chat_messages"} <= tables
+    with sqlite3.connect(location) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+@pytest.mark.parametrize("owner", [HeadroomChatStore, HeadroomDBChatStore])
+def test_shares_the_memory_database(chat_location: Path | str, owner: type) -> None:
+    """memory= (SQLite or PostgreSQL, no db_path): the chat tables go in the memory's database."""
+    hm = HierarchicalMemory.create_sync(
+        MemoryConfig(db_path=chat_location, vector_dimension=64), embedder=HashEmbedder(64)
+    )
+    try:
+        chat_store = owner(memory=hm)
+        if owner is HeadroomChatStore:
+            chat_store.add_message("k", msg("hello"))
+        else:
+            asyncio.run(chat_store.add_message("k", msg("hello")))
+        chat_store.close()
+        assert {"memories", "headroom_llama_chat_messages"} <= _tables(chat_location)
+        again = HeadroomChatStore(config=hm.config)
+        assert texts(again.get_messages("k")) == (["hello"] if owner is HeadroomChatStore else [])
+        assert again.db_path == shown_location(hm.config.database_url or chat_location)
+        again.close()
+    finally:
+        hm.sync.close()
+
+
+def test_unreachable_postgres_is_one_clear_error() -> None:
+    pytest.importorskip("psycopg")
+    for owner in (HeadroomChatStore, HeadroomDBChatStore):
+        with pytest.raises(StorageError, match="cannot connect") as info:
+            owner(db_path="postgresql://u:secret@127.0.0.1:9/db")
+        assert "secret" not in str(info.value)
+        with pytest.raises(HeadroomError) as bad:
+            owner(db_path="postgresql://u:secret@host:notaport/db")
+        assert "secret" not in str(bad.value)
 
 
 async def test_async_does_not_block_the_event_loop(headroom_store: HeadroomChatStore) -> None:
@@ -243,8 +287,8 @@ async def test_async_does_not_block_the_event_loop(headroom_store: HeadroomChatS
     assert sizes == [10, 10, 10]
 
 
-def test_messages_survive_a_restart_across_processes(tmp_path: Path) -> None:
-    path = tmp_path / "shared.db"
+def test_messages_survive_a_restart_across_processes(chat_location: Path | str) -> None:
+    path = chat_location
     script = textwrap.dedent(
         f"""
         from llama_index.core.llms import ChatMessage
@@ -262,3 +306,19 @@ def test_messages_survive_a_restart_across_processes(tmp_path: Path) -> None:
         assert reopened.get_keys() == ["conv"]
     finally:
         reopened.close()
+
+
+@pytest.mark.postgres
+def test_password_never_shown(pg_chat_url: Any) -> None:
+    """The pydantic field (serialised with the store) and errors carry the URL without password."""
+    url = pg_chat_url()
+    if ":@" not in url:
+        pytest.skip("needs the password-less (trust) URL of the test server")
+    url = url.replace(":@", ":secret@", 1)
+    chat_store = HeadroomChatStore(db_path=url)
+    try:
+        chat_store.add_message("k", msg("hi"))
+        assert texts(chat_store.get_messages("k")) == ["hi"]
+        assert "secret" not in repr(chat_store) and "secret" not in chat_store.model_dump_json()
+    finally:
+        chat_store.close()

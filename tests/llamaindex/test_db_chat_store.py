@@ -24,8 +24,8 @@ def texts(messages: list[ChatMessage]) -> list[str | None]:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[HeadroomDBChatStore]:
-    chat_store = HeadroomDBChatStore(db_path=tmp_path / "m.db")
+async def store(chat_location: Path | str) -> AsyncIterator[HeadroomDBChatStore]:
+    chat_store = HeadroomDBChatStore(db_path=chat_location)
     yield chat_store
     chat_store.close()
 
@@ -92,11 +92,11 @@ async def test_keys_and_stripping(store: HeadroomDBChatStore) -> None:
     assert texts(await store.get_messages("one")) == ["hi"]
 
 
-async def test_persists_across_instances(tmp_path: Path) -> None:
-    first = HeadroomDBChatStore(db_path=tmp_path / "m.db")
+async def test_persists_across_instances(chat_location: Path | str) -> None:
+    first = HeadroomDBChatStore(db_path=chat_location)
     await first.add_message("k", msg("kept"))
     first.close()
-    second = HeadroomDBChatStore(db_path=tmp_path / "m.db")
+    second = HeadroomDBChatStore(db_path=chat_location)
     assert texts(await second.get_messages("k")) == ["kept"]
     second.close()
 
@@ -128,10 +128,34 @@ async def test_memory_from_defaults_put_get_flush_archive(store: HeadroomDBChatS
     assert await store.count_messages("conv", status=None) == 0
 
 
-def test_memory_sync_api(tmp_path: Path) -> None:
-    store = HeadroomDBChatStore(db_path=tmp_path / "m.db")
+def test_memory_sync_api(chat_location: Path | str) -> None:
+    store = HeadroomDBChatStore(db_path=chat_location)
     memory = Memory.from_defaults(session_id="s", chat_store=store)
     memory.put(msg("hello"))
     memory.put(msg("hi", MessageRole.ASSISTANT))
     assert texts(memory.get()) == ["hello", "hi"]
     store.close()
+
+
+async def test_writers_on_two_connections_take_turns(chat_location: Path | str) -> None:
+    """Two stores (two connections, as two processes would have) append concurrently: no loss."""
+    import asyncio
+
+    from headroom_llamaindex import HeadroomChatStore
+
+    stores = [HeadroomChatStore(db_path=chat_location) for _ in range(2)]
+    queues = [HeadroomDBChatStore(db_path=chat_location) for _ in range(2)]
+    try:
+        await asyncio.gather(
+            *(
+                stores[i % 2].async_add_message("k", msg(f"m{i}"), idx=0 if i % 3 == 0 else None)
+                for i in range(30)
+            ),
+            *(queues[i % 2].add_message("q", msg(f"q{i}")) for i in range(30)),
+        )
+        got = texts(await stores[0].aget_messages("k"))
+        assert sorted(got, key=str) == sorted((f"m{i}" for i in range(30)), key=str)
+        assert await queues[1].count_messages("q") == 30
+    finally:
+        for store in (*stores, *queues):
+            store.close()

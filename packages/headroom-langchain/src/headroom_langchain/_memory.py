@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from headroom.memory import HierarchicalMemory, MemoryConfig, config_for, resolve_memory
+from headroom.memory.config import StoreBackend
 from headroom.memory.errors import MissingDependencyError
 
-__all__ = ["missing", "resolve_db_path", "resolve_memory"]
+__all__ = ["missing", "resolve_db_path", "resolve_memory", "store_location"]
 
 
 def resolve_db_path(
@@ -15,11 +16,17 @@ def resolve_db_path(
     *,
     db_path: str | Path | None = None,
     config: MemoryConfig | None = None,
-) -> Path:
-    """The SQLite file of ``memory``, ``db_path`` or ``config`` (without opening a memory)."""
-    if memory is not None:
-        return Path(memory.config.db_path)
-    return Path(config_for(db_path, config).db_path)
+) -> Path | str:
+    """The SQLite file (a Path) or PostgreSQL URL (a str) of ``memory``, ``db_path`` or ``config``
+    (without opening a memory)."""
+    return store_location(memory.config if memory is not None else config_for(db_path, config))
+
+
+def store_location(config: MemoryConfig) -> Path | str:
+    """``config.database_url`` on PostgreSQL, else the SQLite file."""
+    if config.store_backend is StoreBackend.POSTGRES and config.database_url:
+        return config.database_url
+    return Path(config.db_path)
 
 
 def missing(package: str, extra: str) -> MissingDependencyError:

@@ -1,8 +1,8 @@
 """HeadroomChatMessageHistory: the raw conversation, in the memory database's own table.
 
-Messages live in the table ``headroom_chat_messages`` of the same SQLite file as the memories
-(one row per message: user id, session id, position, type, ``message_to_dict`` JSON). Assistant
-messages are stored with their ``<memory>`` block removed. Async methods run the SQLite work in a
+Messages live in the table ``headroom_chat_messages`` of the same database as the memories: the
+SQLite file, or the PostgreSQL database of a ``postgresql://`` URL (one row per message: user id, session id, position, type, ``message_to_dict`` JSON). Assistant
+messages are stored with their ``<memory>`` block removed. Async methods run the database work in a
 thread (:func:`asyncio.to_thread`), so they never block the event loop.
 """
 
@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from headroom.memory import HierarchicalMemory, MemoryConfig
+from headroom.memory.config import postgres_url
 from headroom.memory.errors import StorageError
 from headroom.memory.validation import check_id, check_optional_id
 
@@ -50,6 +51,14 @@ __all__ = ["CHAT_TABLE", "ChatMessageStore", "HeadroomChatMessageHistory"]
 logger = logging.getLogger(__name__)
 
 CHAT_TABLE = "headroom_chat_messages"
+_LOCK_KEY = 0x48524348  # PostgreSQL advisory lock class of chat appends
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__
+
 
 _metadata = MetaData()
 _table = Table(
@@ -67,14 +76,39 @@ _table = Table(
 
 
 class ChatMessageStore:
-    """The chat-message table of one database file (one SQLAlchemy engine, shareable)."""
+    """The chat-message table of one database (one SQLAlchemy engine, shareable).
+
+    ``db_path`` is a SQLite file, or a ``postgresql://`` / ``postgresql+psycopg://`` URL (needs
+    ``headroom-core[postgres]``; the table is created in the URL's database / search_path).
+    """
 
     def __init__(self, db_path: str | Path, *, busy_timeout_ms: int = 10_000) -> None:
-        self.db_path = Path(db_path)
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._engine: Engine = create_engine(f"sqlite:///{self.db_path}")
-        timeout = int(busy_timeout_ms)
+        url = postgres_url(db_path)
+        self.db_path: Path | str
+        self._postgres = url is not None
+        if url is not None:
+            from headroom.memory.adapters.postgres.connect import create_pg_engine, redact
 
+            self.db_path = url
+            self._where_shown = redact(url)
+            self._engine: Engine = create_pg_engine(url, pool_size=2)
+        else:
+            self.db_path = Path(db_path)
+            self._where_shown = str(self.db_path)
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            self._engine = create_engine(f"sqlite:///{self.db_path}")
+            self._sqlite_pragmas(int(busy_timeout_ms))
+        try:
+            with self._engine.begin() as conn:
+                if self._postgres:  # processes creating the table together: one at a time
+                    conn.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY, 0)))
+                _metadata.create_all(conn)
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            raise StorageError(
+                f"cannot create {CHAT_TABLE} in {self._where_shown}: {_first_line(exc)}"
+            ) from exc
+
+    def _sqlite_pragmas(self, timeout: int) -> None:
         @event.listens_for(self._engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
@@ -86,11 +120,6 @@ class ChatMessageStore:
         @event.listens_for(self._engine, "begin")
         def _on_begin(conn: Connection) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        try:
-            _metadata.create_all(self._engine)
-        except (SQLAlchemyError, sqlite3.Error) as exc:
-            raise StorageError(f"cannot create {CHAT_TABLE} in {self.db_path}: {exc}") from exc
 
     def _where(self, user_id: str | None, session_id: str) -> Any:
         return (_table.c.user_id == (user_id or "")) & (_table.c.session_id == session_id)
@@ -114,6 +143,10 @@ class ChatMessageStore:
         now = datetime.now(UTC).isoformat()
         try:
             with self._engine.begin() as conn:
+                if self._postgres:  # writers of one session take turns (as BEGIN IMMEDIATE does)
+                    conn.execute(
+                        select(func.pg_advisory_xact_lock(_LOCK_KEY, func.hashtext(session_id)))
+                    )
                 last = conn.execute(
                     select(func.max(_table.c.position)).where(self._where(user_id, session_id))
                 ).scalar()
@@ -150,7 +183,8 @@ class HeadroomChatMessageHistory(BaseChatMessageHistory):
     """Chat history of one session (optionally of one user) in the Headroom database.
 
     ``HeadroomChatMessageHistory("s1", db_path="memory.db", user_id="alice")``, or
-    ``memory=`` (an open HierarchicalMemory: its database file is used) or ``config=``. Works with
+    ``memory=`` (an open HierarchicalMemory: its database is used, SQLite file or PostgreSQL) or
+    ``config=``; ``db_path`` may be a ``postgresql://`` URL. Works with
     ``RunnableWithMessageHistory`` (sync and async).
     """
 

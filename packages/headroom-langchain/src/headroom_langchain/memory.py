@@ -13,7 +13,7 @@ from headroom.inline.memory import InlineMemory
 from headroom.memory import HierarchicalMemory, MemoryConfig
 from headroom.memory.ports import Embedder
 
-from ._memory import missing, resolve_memory
+from ._memory import missing, resolve_memory, store_location
 from .chat_history import ChatMessageStore, HeadroomChatMessageHistory
 from .chat_model import HeadroomChatModel
 from .retriever import HeadroomRetriever
@@ -122,7 +122,7 @@ class HeadroomMemory:
         """The raw conversation of ``session_id`` (default: this memory's session) for this user."""
         session = session_id or self.session_id or self.inline.session_id
         if self._chat_store is None:
-            self._chat_store = ChatMessageStore(self.memory.config.db_path)
+            self._chat_store = ChatMessageStore(store_location(self.memory.config))
         return HeadroomChatMessageHistory(session, user_id=self.user_id, store=self._chat_store)
 
     def store(self, **kwargs: Any) -> HeadroomStore:

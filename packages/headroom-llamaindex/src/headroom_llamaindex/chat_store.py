@@ -21,7 +21,6 @@ Behaviour, compared with LlamaIndex's ``SimpleChatStore`` (the reference in the 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from headroom.memory.config import MemoryConfig
 from headroom.memory.core import HierarchicalMemory
 
 from ._chat_db import (
+    ChatConnection,
     ChatDatabase,
     ChatStoreIndexError,
     dump_message,
@@ -41,7 +41,7 @@ from ._chat_db import (
     now,
     strip_message,
 )
-from ._memory import resolve_db_path
+from ._memory import resolve_db_path, shown_location
 
 __all__ = ["ChatStoreIndexError", "HeadroomChatStore"]
 
@@ -49,20 +49,23 @@ _KEYS = "headroom_llama_chat_keys"
 _MESSAGES = "headroom_llama_chat_messages"
 
 
-def _exists(conn: sqlite3.Connection, key: str) -> bool:
+def _exists(conn: ChatConnection, key: str) -> bool:
     return conn.execute(f"SELECT 1 FROM {_KEYS} WHERE key = ?", (key,)).fetchone() is not None
 
 
-def _count(conn: sqlite3.Connection, key: str) -> int:
+def _count(conn: ChatConnection, key: str) -> int:
     row = conn.execute(f"SELECT COUNT(*) FROM {_MESSAGES} WHERE key = ?", (key,)).fetchone()
     return int(row[0])
 
 
-def _touch(conn: sqlite3.Connection, key: str) -> None:
-    conn.execute(f"INSERT OR IGNORE INTO {_KEYS} (key, created_at) VALUES (?, ?)", (key, now()))
+def _touch(conn: ChatConnection, key: str) -> None:
+    conn.execute(
+        f"INSERT INTO {_KEYS} (key, created_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+        (key, now()),
+    )
 
 
-def _set(conn: sqlite3.Connection, key: str, messages: list[str]) -> None:
+def _set(conn: ChatConnection, key: str, messages: list[str]) -> None:
     _touch(conn, key)
     conn.execute(f"DELETE FROM {_MESSAGES} WHERE key = ?", (key,))
     stamp = now()
@@ -72,14 +75,14 @@ def _set(conn: sqlite3.Connection, key: str, messages: list[str]) -> None:
     )
 
 
-def _get(conn: sqlite3.Connection, key: str) -> list[ChatMessage]:
+def _get(conn: ChatConnection, key: str) -> list[ChatMessage]:
     rows = conn.execute(
         f"SELECT message FROM {_MESSAGES} WHERE key = ? ORDER BY position, id", (key,)
     ).fetchall()
     return [load_message(row[0]) for row in rows]
 
 
-def _add(conn: sqlite3.Connection, key: str, data: str, idx: int | None) -> None:
+def _add(conn: ChatConnection, key: str, data: str, idx: int | None) -> None:
     _touch(conn, key)
     size = _count(conn, key)
     position = size if idx is None else min(max(0, size + idx) if idx < 0 else idx, size)
@@ -94,7 +97,7 @@ def _add(conn: sqlite3.Connection, key: str, data: str, idx: int | None) -> None
     )
 
 
-def _delete_all(conn: sqlite3.Connection, key: str) -> list[ChatMessage] | None:
+def _delete_all(conn: ChatConnection, key: str) -> list[ChatMessage] | None:
     if not _exists(conn, key):
         return None
     messages = _get(conn, key)
@@ -104,7 +107,7 @@ def _delete_all(conn: sqlite3.Connection, key: str) -> list[ChatMessage] | None:
 
 
 def _delete_at(
-    conn: sqlite3.Connection, key: str, idx: int, *, last: bool = False
+    conn: ChatConnection, key: str, idx: int, *, last: bool = False
 ) -> ChatMessage | None:
     if not _exists(conn, key):
         return None
@@ -125,7 +128,7 @@ def _delete_at(
     return load_message(row[1])
 
 
-def _keys(conn: sqlite3.Connection) -> list[str]:
+def _keys(conn: ChatConnection) -> list[str]:
     return [row[0] for row in conn.execute(f"SELECT key FROM {_KEYS} ORDER BY rowid").fetchall()]
 
 
@@ -155,7 +158,7 @@ class HeadroomChatStore(BaseChatStore):
         **kwargs: Any,
     ) -> None:
         path = resolve_db_path(memory, db_path, config)
-        super().__init__(db_path=str(path), **kwargs)  # type: ignore[call-arg]
+        super().__init__(db_path=shown_location(path), **kwargs)  # type: ignore[call-arg]
         timeout = busy_timeout_ms
         if timeout is None:
             timeout = (

@@ -16,7 +16,6 @@ All methods run their SQLite work on a worker thread, so they never block the ev
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,8 @@ from headroom.memory.core import HierarchicalMemory
 from headroom.memory.errors import ValidationError
 
 from ._chat_db import (
+    NO_LIMIT,
+    ChatConnection,
     ChatDatabase,
     ChatStoreIndexError,
     dump_message,
@@ -36,7 +37,7 @@ from ._chat_db import (
     now,
     strip_message,
 )
-from ._memory import resolve_db_path
+from ._memory import resolve_db_path, shown_location
 
 __all__ = ["HeadroomDBChatStore"]
 
@@ -50,7 +51,7 @@ def _status_clause(status: MessageStatus | None) -> tuple[str, tuple[Any, ...]]:
 
 
 def _get(
-    conn: sqlite3.Connection,
+    conn: ChatConnection,
     key: str,
     status: MessageStatus | None,
     limit: int | None,
@@ -61,11 +62,11 @@ def _get(
     args: tuple[Any, ...] = (key, *params)
     if limit is not None or offset is not None:
         sql += " LIMIT ? OFFSET ?"
-        args = (*args, -1 if limit is None else limit, offset or 0)
+        args = (*args, NO_LIMIT if limit is None or limit < 0 else limit, max(0, offset or 0))
     return [load_message(row[0]) for row in conn.execute(sql, args).fetchall()]
 
 
-def _count(conn: sqlite3.Connection, key: str, status: MessageStatus | None) -> int:
+def _count(conn: ChatConnection, key: str, status: MessageStatus | None) -> int:
     clause, params = _status_clause(status)
     row = conn.execute(
         f"SELECT COUNT(*) FROM {_TABLE} WHERE key = ?{clause}", (key, *params)
@@ -73,7 +74,7 @@ def _count(conn: sqlite3.Connection, key: str, status: MessageStatus | None) -> 
     return int(row[0])
 
 
-def _insert(conn: sqlite3.Connection, key: str, data: list[str], status: MessageStatus) -> None:
+def _insert(conn: ChatConnection, key: str, data: list[str], status: MessageStatus) -> None:
     stamp, value = now(), MessageStatus(status).value
     conn.executemany(
         f"INSERT INTO {_TABLE} (key, status, message, created_at) VALUES (?, ?, ?, ?)",
@@ -81,12 +82,12 @@ def _insert(conn: sqlite3.Connection, key: str, data: list[str], status: Message
     )
 
 
-def _set(conn: sqlite3.Connection, key: str, data: list[str], status: MessageStatus) -> None:
+def _set(conn: ChatConnection, key: str, data: list[str], status: MessageStatus) -> None:
     conn.execute(f"DELETE FROM {_TABLE} WHERE key = ?", (key,))
     _insert(conn, key, data, status)
 
 
-def _delete_at(conn: sqlite3.Connection, key: str, idx: int) -> ChatMessage | None:
+def _delete_at(conn: ChatConnection, key: str, idx: int) -> ChatMessage | None:
     size = _count(conn, key, None)
     if size == 0:
         return None
@@ -103,12 +104,12 @@ def _delete_at(conn: sqlite3.Connection, key: str, idx: int) -> ChatMessage | No
     return load_message(row[1])
 
 
-def _delete(conn: sqlite3.Connection, key: str, status: MessageStatus | None) -> None:
+def _delete(conn: ChatConnection, key: str, status: MessageStatus | None) -> None:
     clause, params = _status_clause(status)
     conn.execute(f"DELETE FROM {_TABLE} WHERE key = ?{clause}", (key, *params))
 
 
-def _oldest(conn: sqlite3.Connection, key: str, n: int, *, archive: bool) -> list[ChatMessage]:
+def _oldest(conn: ChatConnection, key: str, n: int, *, archive: bool) -> list[ChatMessage]:
     if n <= 0:
         return []
     rows = conn.execute(
@@ -125,7 +126,7 @@ def _oldest(conn: sqlite3.Connection, key: str, n: int, *, archive: bool) -> lis
     return [load_message(row[1]) for row in rows]
 
 
-def _keys(conn: sqlite3.Connection) -> list[str]:
+def _keys(conn: ChatConnection) -> list[str]:
     rows = conn.execute(f"SELECT key FROM {_TABLE} GROUP BY key ORDER BY MIN(id)").fetchall()
     return [row[0] for row in rows]
 
@@ -149,7 +150,7 @@ class HeadroomDBChatStore(AsyncDBChatStore):
         **kwargs: Any,
     ) -> None:
         path = resolve_db_path(memory, db_path, config)
-        super().__init__(db_path=str(path), **kwargs)  # type: ignore[call-arg]
+        super().__init__(db_path=shown_location(path), **kwargs)  # type: ignore[call-arg]
         timeout = busy_timeout_ms
         if timeout is None:
             timeout = (
