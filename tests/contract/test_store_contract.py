@@ -18,30 +18,9 @@ from headroom.memory import (
     StorageError,
     SupersededError,
 )
-from headroom.testing import HashEmbedder
+from headroom.testing import FixedEmbedder, HashEmbedder
 
 pytestmark = pytest.mark.contract
-
-
-class FixedEmbedder:
-    """Maps known texts to given vectors (to build adversarial neighbourhoods)."""
-
-    def __init__(self, table: dict[str, np.ndarray], dim: int) -> None:
-        self.table, self._dim = table, dim
-
-    @property
-    def dimension(self) -> int:
-        return self._dim
-
-    @property
-    def model_name(self) -> str:
-        return "fixed"
-
-    def embed(self, texts):  # type: ignore[no-untyped-def]
-        return np.stack([self.table[t] for t in texts]).astype(np.float32)
-
-    def close(self) -> None:
-        pass
 
 
 def test_crowded_neighbours_never_hide_a_users_best_matches(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from headroom.memory import DimensionMismatchError, HierarchicalMemory, MemoryConfig, MemoryFilter
-from headroom.testing import HashEmbedder
+from headroom.testing import FixedEmbedder, HashEmbedder
 
 CHILD_PRELUDE = """
 import sys
@@ -156,27 +156,6 @@ def test_dimension_mismatch_is_a_clear_error(store_url: Path | str) -> None:
         )
 
 
-class _FixedEmbedder:
-    """Maps known texts to given vectors (to build adversarial neighbourhoods)."""
-
-    def __init__(self, table: dict[str, np.ndarray], dim: int) -> None:
-        self.table, self._dim = table, dim
-
-    @property
-    def dimension(self) -> int:
-        return self._dim
-
-    @property
-    def model_name(self) -> str:
-        return "fixed"
-
-    def embed(self, texts):  # type: ignore[no-untyped-def]
-        return np.stack([self.table[t] for t in texts]).astype(np.float32)
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.mark.contract  # SQLite and PostgreSQL
 def test_a_users_best_match_survives_crowded_neighbours(store_url: Path | str) -> None:
     rng = np.random.default_rng(0)
@@ -192,7 +171,7 @@ def test_a_users_best_match_survives_crowded_neighbours(store_url: Path | str) -
     far = query + 0.8 * rng.normal(size=dim)
     table["alice only"] = far / np.linalg.norm(far)
     hm = HierarchicalMemory.create_sync(
-        MemoryConfig(db_path=store_url, vector_dimension=dim), embedder=_FixedEmbedder(table, dim)
+        MemoryConfig(db_path=store_url, vector_dimension=dim), embedder=FixedEmbedder(table, dim)
     )
     hm.sync.add_batch(crowd)
     hm.sync.add("alice only", "alice")

@@ -9,7 +9,7 @@ Not collected by pytest and free of pytest imports.
 
 from __future__ import annotations
 
-from headroom.testing.embedders import FailingEmbedder, HashEmbedder
+from headroom.testing.embedders import FailingEmbedder, FixedEmbedder, HashEmbedder
 from headroom.testing.fake_openai import FakeOpenAIServer, Responder, split_text
 from headroom.testing.scripted import ContextMemory, ScriptedAssistant, parse_injected_memories
 
@@ -17,6 +17,7 @@ __all__ = [
     "ContextMemory",
     "FailingEmbedder",
     "FakeOpenAIServer",
+    "FixedEmbedder",
     "HashEmbedder",
     "Responder",
     "ScriptedAssistant",

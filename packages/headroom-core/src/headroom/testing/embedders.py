@@ -17,7 +17,7 @@ from headroom.memory.adapters.vector.arrays import empty_vectors, l2_normalize
 from headroom.memory.errors import EmbeddingError
 from headroom.memory.ports import FloatArray
 
-__all__ = ["FailingEmbedder", "HashEmbedder"]
+__all__ = ["FailingEmbedder", "FixedEmbedder", "HashEmbedder"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _EMPTY_TOKEN = "\x00<empty>"
@@ -128,3 +128,34 @@ class FailingEmbedder:
 
     def close(self) -> None:
         self._inner.close()
+
+
+class FixedEmbedder:
+    """Maps known texts to given vectors, to build exact (e.g. adversarial) neighbourhoods.
+
+    Embedding a text that is not in ``table`` raises :class:`EmbeddingError`.
+    """
+
+    def __init__(self, table: dict[str, FloatArray], dim: int, model_name: str = "fixed") -> None:
+        self.table = table
+        self._dim = dim
+        self._model_name = model_name
+
+    @property
+    def dimension(self) -> int:
+        return self._dim
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        missing = [t for t in texts if t not in self.table]
+        if missing:
+            raise EmbeddingError(f"FixedEmbedder has no vector for {missing[0]!r}")
+        if not texts:
+            return empty_vectors(self._dim)
+        return np.stack([self.table[t] for t in texts]).astype(np.float32)
+
+    def close(self) -> None:
+        pass
