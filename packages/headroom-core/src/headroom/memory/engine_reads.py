@@ -61,9 +61,11 @@ class EngineReads:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def _check_cache(self) -> None:
+    def _check_cache(self, seq: int | None = None) -> None:
+        """Invalidate the cache if the store moved past ``seq`` (read now when not given)."""
         assert self.cache is not None
-        seq = self.store.current_seq()
+        if seq is None:
+            seq = self.store.current_seq()
         if seq != self._cache_seq:
             self.cache.invalidate()
             self._cache_seq = seq
@@ -95,26 +97,30 @@ class EngineReads:
         if not query.strip():
             return []
         key = None
+        seq: int | None = None  # the store's sequence, read once per search when needed
         if self.cache is not None:
-            self._check_cache()
+            seq = int(self.store.current_seq())
+            self._check_cache(seq)
             key = f"search:{mode}:{top_k}:{min_similarity}:{query}:{f!r}"
             cached = self.cache.get(key)
             if cached is not None:
                 return list(cached)
         results = self._search_uncached(
-            query, f, top_k=top_k, min_similarity=min_similarity, mode=mode
+            query, f, top_k=top_k, min_similarity=min_similarity, mode=mode, seq=seq
         )
         if self.cache is not None and key is not None:
             self.cache.put(key, results)
         return results
 
-    def _allowed_pks(self, f: MemoryFilter) -> npt.NDArray[np.int64]:
+    def _allowed_pks(self, f: MemoryFilter, seq: int | None) -> npt.NDArray[np.int64]:
         """The primary keys ``f`` allows, cached per filter until the store's sequence moves
-        (so a user's repeated searches do not re-read the user's row ids every time)."""
+        (so a user's repeated searches do not re-read the user's row ids every time). ``seq`` is
+        the sequence this search already read, if any."""
+        if seq is None:
+            seq = int(self.store.current_seq())
         cache = self._pks_cache
         if cache is None:
             cache = self._pks_cache = OrderedDict()
-        seq = int(self.store.current_seq())
         key = repr(f)
         hit = cache.get(key)
         if hit is not None and hit[0] == seq:
@@ -130,7 +136,14 @@ class EngineReads:
         return allowed
 
     def _search_uncached(
-        self, query: str, f: MemoryFilter, *, top_k: int, min_similarity: float, mode: str
+        self,
+        query: str,
+        f: MemoryFilter,
+        *,
+        top_k: int,
+        min_similarity: float,
+        mode: str,
+        seq: int | None,
     ) -> list[SearchResult]:
         cfg = self.config
         if self.vector_index is None:
@@ -151,7 +164,7 @@ class EngineReads:
         if mode != "text":
             assert self.vector_index is not None
             self.sync_index()
-            allowed = self._allowed_pks(f)
+            allowed = self._allowed_pks(f, seq)
             if len(allowed) == 0:
                 return []
             qvec = self._embed([query[:_MAX_EMBED_QUERY_CHARS]])[0]
