@@ -129,9 +129,10 @@ class MemoryEngine(EngineReads):
         logger.info("rebuilt vector index: %d vectors at seq %d", len(pks), seq)
         return len(pks)
 
-    def sync_index(self) -> None:
-        """Apply store changes made since the index was last in step (any process)."""
-        if self.vector_index is None:
+    def sync_index(self, seq: int | None = None) -> None:
+        """Apply store changes made since the index was last in step (any process). ``seq`` is
+        the store's sequence when the caller has just read it (nothing to do if unchanged)."""
+        if self.vector_index is None or seq == self._index_seq:
             return
         changes = self.store.changes_since(self._index_seq)
         if changes.seq == self._index_seq:

@@ -26,6 +26,7 @@ from .ports import (
     TextIndex,
     VectorFilter,
     VectorIndex,
+    VisibleSetTextIndex,
 )
 from .query_analysis import boost_named_entities
 from .ranking import apply_boosts, fuse_rankings
@@ -53,7 +54,7 @@ class EngineReads:
     _cache_seq: int
     _pks_cache: OrderedDict[str, tuple[int, npt.NDArray[np.int64]]] | None = None
 
-    def sync_index(self) -> None:  # implemented by MemoryEngine
+    def sync_index(self, seq: int | None = None) -> None:  # implemented by MemoryEngine
         raise NotImplementedError
 
     def _embed(self, texts: Sequence[str]) -> FloatArray:  # implemented by MemoryEngine
@@ -97,9 +98,8 @@ class EngineReads:
         if not query.strip():
             return []
         key = None
-        seq: int | None = None  # the store's sequence, read once per search when needed
+        seq = int(self.store.current_seq())  # read once per search, shared by every step
         if self.cache is not None:
-            seq = int(self.store.current_seq())
             self._check_cache(seq)
             key = f"search:{mode}:{top_k}:{min_similarity}:{query}:{f!r}"
             cached = self.cache.get(key)
@@ -113,7 +113,7 @@ class EngineReads:
         return results
 
     def _allowed_pks(self, f: MemoryFilter, seq: int | None) -> npt.NDArray[np.int64]:
-        """The primary keys ``f`` allows, cached per filter until the store's sequence moves
+        """The primary keys ``f`` allows (sorted), cached per filter until the store's sequence moves
         (so a user's repeated searches do not re-read the user's row ids every time). ``seq`` is
         the sequence this search already read, if any."""
         if seq is None:
@@ -126,7 +126,7 @@ class EngineReads:
         if hit is not None and hit[0] == seq:
             cache.move_to_end(key)
             return hit[1]
-        allowed = np.asarray(self.store.matching_pks(f), dtype=np.int64)
+        allowed = np.sort(np.asarray(self.store.matching_pks(f), dtype=np.int64))
         cache[key] = (seq, allowed)
         cache.move_to_end(key)
         total = sum(v[1].size for v in cache.values())
@@ -154,19 +154,27 @@ class EngineReads:
         text_hits: list[tuple[int, float]] = []
         vector_hits: list[tuple[int, float]] = []
         qvec = None
+        allowed = None
+        visible_text = isinstance(self.text_index, VisibleSetTextIndex)
+        if mode != "text" or visible_text:
+            allowed = self._allowed_pks(f, seq)
+            if len(allowed) == 0:
+                return []
         if mode != "semantic":
             assert self.text_index is not None
-            text_hits = self.text_index.search(query, pool if mode == "hybrid" else top_k, f)
+            k_text = pool if mode == "hybrid" else top_k
+            if visible_text and allowed is not None:
+                text_hits = self.text_index.search_visible(query, k_text, f, allowed)  # type: ignore[attr-defined]
+            else:
+                text_hits = self.text_index.search(query, k_text, f)
             if mode == "hybrid":
                 # bm25 gives ~0 to rows matching only terms found in most rows (FTS5 clamps their
                 # idf to 1e-6): such rows carry no keyword evidence, so fusion must not rank them.
                 text_hits = [hit for hit in text_hits if hit[1] > _MIN_TEXT_EVIDENCE]
         if mode != "text":
             assert self.vector_index is not None
-            self.sync_index()
-            allowed = self._allowed_pks(f, seq)
-            if len(allowed) == 0:
-                return []
+            self.sync_index(seq)
+            assert allowed is not None
             qvec = self._embed([query[:_MAX_EMBED_QUERY_CHARS]])[0]
             vector_hits = self.vector_index.search(qvec, pool, VectorFilter(allowed_ids=allowed))
         ranked: list[tuple[int, float, float, int | None, int | None]]

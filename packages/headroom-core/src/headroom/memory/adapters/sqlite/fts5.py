@@ -21,7 +21,6 @@ Cost follows the user's data, not the store's:
 from __future__ import annotations
 
 import logging
-import re
 
 from sqlalchemy import column, literal_column, select, table, text
 from sqlalchemy.engine import Connection
@@ -30,6 +29,12 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from headroom.memory.adapters.sql.filters import filter_clause
 from headroom.memory.adapters.sql.tables import MemoryRow
 from headroom.memory.adapters.sqlite.store import SQLModelMemoryStore
+from headroom.memory.adapters.sqlite.user_postings import (
+    WORD_RE,
+    IntArray,
+    UserPostings,
+    bm25_idf,
+)
 from headroom.memory.errors import IndexError_
 from headroom.memory.ports import MemoryFilter
 
@@ -76,7 +81,6 @@ _STOPWORDS = frozenset(
     just more most no nor not now only other own same should some such too under until up very
     s t don""".split()
 )
-_TOKEN = re.compile(r"\w+", re.UNICODE)
 MAX_QUERY_TERMS = 32
 """At most this many terms (the rarest in the index) go into one FTS5 query."""
 MAX_CANDIDATE_TERMS = 512
@@ -94,7 +98,7 @@ def owner_token(user_id: str) -> str:
 def query_words(user_text: str, limit: int = MAX_CANDIDATE_TERMS) -> list[str]:
     """Distinct lower-cased words of ``user_text`` (stopwords dropped unless nothing else is
     left), in first-occurrence order, at most ``limit``. Linear in the length of the text."""
-    tokens = dict.fromkeys(_TOKEN.findall((user_text or "").lower()))
+    tokens = dict.fromkeys(WORD_RE.findall((user_text or "").lower()))
     words = [t for t in tokens if t not in _STOPWORDS] or list(tokens)
     return words[:limit]
 
@@ -160,7 +164,7 @@ def _varint(data: bytes) -> int:
 class FTS5TextIndex:
     """Full-text search over the memories of a :class:`SQLModelMemoryStore`."""
 
-    stem_cache_size = 50_000
+    stem_cache_size = 200_000
     """Words whose stems are remembered (stemming never changes)."""
 
     def __init__(self, store: SQLModelMemoryStore) -> None:
@@ -168,6 +172,36 @@ class FTS5TextIndex:
         self._stems: dict[str, tuple[str, ...]] = {}
         self._df: dict[str, int] = {}
         self._df_rows = -1  # the row count the cached document frequencies were read at
+        self._postings = UserPostings(self._stem_words)
+
+    def search_visible(
+        self, query: str, k: int, filter: MemoryFilter, allowed: IntArray
+    ) -> list[tuple[int, float]]:
+        """:meth:`search` for a filter of one user whose visible rows are ``allowed`` (the
+        sorted pks ``filter`` selects, read by the caller), ranked from the user's in-memory postings (see
+        :mod:`~headroom.memory.adapters.sqlite.user_postings`): the same bm25 as FTS5, at a
+        cost that follows the user's rows instead of the whole table's."""
+        words = query_words(query)
+        if not words or k <= 0 or allowed.size == 0:
+            return []
+        if filter.user_id is None:
+            return self.search(query, k, filter)
+        try:
+            with self._store.engine.connect() as conn:
+                self._ensure_temp(conn)
+                with conn.begin():
+                    total = self._row_count(conn)
+                    chosen = self._informative(conn, words)
+                    # one bm25 phrase per chosen word, as in the FTS5 query (two words with one
+                    # stem count twice there too)
+                    weighted = [(t, bm25_idf(total, self._df[t]))
+                                for w in chosen for t in self._stems[w] if self._df.get(t, 0) > 0]  # fmt: skip
+                    hits = self._postings.search(conn, filter.user_id, weighted, k, allowed)
+        except (OperationalError, DatabaseError) as exc:
+            raise IndexError_(f"full-text search failed: {exc}") from exc
+        if hits is None:  # ids out of the in-memory index's range: rank with FTS5
+            return self.search(query, k, filter)
+        return hits
 
     def search(self, query: str, k: int, filter: MemoryFilter) -> list[tuple[int, float]]:
         words = query_words(query)
@@ -233,13 +267,25 @@ class FTS5TextIndex:
         keep = [s for s in scored if 2 * s[0] < total][:MAX_QUERY_TERMS] or scored[:1]
         return [word for _, _, word in sorted(keep, key=lambda s: s[1])]
 
-    def _stem(self, conn: Connection, words: list[str]) -> None:
-        """Stem ``words`` with the index's own tokenizer (a TEMP FTS5 table and its vocabulary)."""
+    @staticmethod
+    def _ensure_temp(conn: Connection) -> None:
+        """Create the per-connection TEMP helpers (outside any transaction of the caller)."""
         if not conn.info.get("headroom_fts_temp"):
             for statement in _TEMP_DDL:
                 conn.exec_driver_sql(statement)
             conn.commit()  # TEMP objects live as long as the pooled connection
             conn.info["headroom_fts_temp"] = True
+
+    def _stem_words(self, conn: Connection, words: list[str]) -> dict[str, tuple[str, ...]]:
+        """Stems of ``words`` (cached), for the in-memory postings."""
+        unknown = [w for w in words if w not in self._stems]
+        if unknown:
+            self._stem(conn, unknown)
+        return {w: self._stems.get(w, ()) for w in words}
+
+    def _stem(self, conn: Connection, words: list[str]) -> None:
+        """Stem ``words`` with the index's own tokenizer (a TEMP FTS5 table and its vocabulary)."""
+        self._ensure_temp(conn)
         conn.exec_driver_sql("DELETE FROM temp.headroom_qterms")
         conn.exec_driver_sql(
             "INSERT INTO temp.headroom_qterms(rowid, t) VALUES (?, ?)",

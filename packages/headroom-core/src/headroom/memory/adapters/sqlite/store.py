@@ -44,10 +44,12 @@ from headroom.memory.adapters.sql.common import (
 )
 from headroom.memory.adapters.sql.filters import filter_clause
 from headroom.memory.adapters.sql.tables import (
+    MEMORY_SELECT_SQL,
     bytes_to_vectors,
     memory_to_values,
     row_to_memory,
     table_metadata,
+    values_to_memory,
     vector_to_bytes,
 )
 from headroom.memory.adapters.sqlite.connect import create_sqlite_engine
@@ -304,24 +306,27 @@ class SQLModelMemoryStore(SqlStoreBase):
     @_translate_errors
     def get_by_pks(self, pks: Sequence[int]) -> dict[int, Memory]:
         out: dict[int, Memory] = {}
-        with self._read() as conn:
+        with self._read() as conn:  # the search hot path: driver-level SQL, positional rows
             for start in range(0, len(pks), 500):
-                chunk = [int(p) for p in pks[start : start + 500]]
-                for row in conn.execute(select(*MEMORY_COLUMNS).where(T.pk.in_(chunk))):
-                    out[int(row.pk)] = row_to_memory(row)
+                chunk = tuple(int(p) for p in pks[start : start + 500])
+                sql = f"{MEMORY_SELECT_SQL} WHERE pk IN ({','.join('?' * len(chunk))})"
+                for row in conn.exec_driver_sql(sql, chunk):
+                    out[int(row[0])] = values_to_memory(row)
         return out
 
     @_translate_errors
     def get_vectors(self, pks: Sequence[int]) -> dict[int, FloatArray]:
         out: dict[int, FloatArray] = {}
-        with self._read() as conn:
+        with self._read() as conn:  # the search hot path: driver-level SQL
             for start in range(0, len(pks), 500):
-                chunk = [int(p) for p in pks[start : start + 500]]
-                rows = conn.execute(
-                    select(T.pk, T.embedding).where(T.pk.in_(chunk), T.embedding.is_not(None))
-                ).all()
-                vecs = bytes_to_vectors([r.embedding for r in rows], self._dimension)
-                out.update({int(r.pk): vecs[i] for i, r in enumerate(rows)})
+                chunk = tuple(int(p) for p in pks[start : start + 500])
+                rows = conn.exec_driver_sql(
+                    f"SELECT pk, embedding FROM memories WHERE pk IN ({','.join('?' * len(chunk))})"
+                    " AND embedding IS NOT NULL",
+                    chunk,
+                ).fetchall()
+                vecs = bytes_to_vectors([r[1] for r in rows], self._dimension)
+                out.update({int(r[0]): vecs[i] for i, r in enumerate(rows)})
         return out
 
     @_translate_errors
@@ -342,8 +347,12 @@ class SQLModelMemoryStore(SqlStoreBase):
 
     @_translate_errors
     def current_seq(self) -> int:
-        with self._read() as conn:
-            return int(conn.execute(select(M.c.value).where(M.c.key == "seq")).scalar_one())
+        with self.engine.connect() as conn:  # the search hot path: driver-level SQL
+            return int(
+                conn.exec_driver_sql(
+                    "SELECT value FROM headroom_meta WHERE key = 'seq'"
+                ).scalar_one()
+            )
 
     @_translate_errors
     def changes_since(self, seq: int) -> StoreChanges:
