@@ -65,7 +65,7 @@ def populated(tmp_path: Path) -> HierarchicalMemory:
                 "scope": "session" if i % 4 == 0 else "user",
             }
             for i in range(600)
-        ]  # fmt: skip
+        ]
     )
     yield hm
     hm.sync.close()
