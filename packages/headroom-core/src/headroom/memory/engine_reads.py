@@ -8,6 +8,7 @@ change sequence, so writes by other processes invalidate them too.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -53,6 +54,8 @@ class EngineReads:
     cache: MemoryCache | None
     _cache_seq: int
     _pks_cache: OrderedDict[str, tuple[int, npt.NDArray[np.int64]]] | None = None
+    _reads_lock: threading.Lock  # guards the caches below (set by MemoryEngine)
+    _index_lock: threading.RLock  # applying changes to / searching the vector index
 
     def sync_index(self, seq: int | None = None) -> None:  # implemented by MemoryEngine
         raise NotImplementedError
@@ -67,9 +70,10 @@ class EngineReads:
         assert self.cache is not None
         if seq is None:
             seq = self.store.current_seq()
-        if seq != self._cache_seq:
-            self.cache.invalidate()
-            self._cache_seq = seq
+        with self._reads_lock:
+            if seq != self._cache_seq:
+                self.cache.invalidate()
+                self._cache_seq = seq
 
     def query(self, f: MemoryFilter) -> list[Memory]:
         if f.limit is not None and f.limit < 0:
@@ -118,21 +122,23 @@ class EngineReads:
         the sequence this search already read, if any."""
         if seq is None:
             seq = int(self.store.current_seq())
-        cache = self._pks_cache
-        if cache is None:
-            cache = self._pks_cache = OrderedDict()
         key = repr(f)
-        hit = cache.get(key)
-        if hit is not None and hit[0] == seq:
-            cache.move_to_end(key)
-            return hit[1]
+        with self._reads_lock:
+            cache = self._pks_cache
+            if cache is None:
+                cache = self._pks_cache = OrderedDict()
+            hit = cache.get(key)
+            if hit is not None and hit[0] == seq:
+                cache.move_to_end(key)
+                return hit[1]
         allowed = np.sort(np.asarray(self.store.matching_pks(f), dtype=np.int64))
-        cache[key] = (seq, allowed)
-        cache.move_to_end(key)
-        total = sum(v[1].size for v in cache.values())
-        while len(cache) > 1 and (total > _PKS_CACHE_IDS or len(cache) > _PKS_CACHE_FILTERS):
-            _, (_, dropped) = cache.popitem(last=False)
-            total -= dropped.size
+        with self._reads_lock:
+            cache[key] = (seq, allowed)
+            cache.move_to_end(key)
+            total = sum(v[1].size for v in cache.values())
+            while len(cache) > 1 and (total > _PKS_CACHE_IDS or len(cache) > _PKS_CACHE_FILTERS):
+                _, (_, dropped) = cache.popitem(last=False)
+                total -= dropped.size
         return allowed
 
     def _search_uncached(
@@ -173,10 +179,13 @@ class EngineReads:
                 text_hits = [hit for hit in text_hits if hit[1] > _MIN_TEXT_EVIDENCE]
         if mode != "text":
             assert self.vector_index is not None
-            self.sync_index(seq)
             assert allowed is not None
             qvec = self._embed([query[:_MAX_EMBED_QUERY_CHARS]])[0]
-            vector_hits = self.vector_index.search(qvec, pool, VectorFilter(allowed_ids=allowed))
+            with self._index_lock:  # never search an index another thread is changing
+                self.sync_index(seq)
+                vector_hits = self.vector_index.search(
+                    qvec, pool, VectorFilter(allowed_ids=allowed)
+                )
         ranked: list[tuple[int, float, float, int | None, int | None]]
         if mode == "text":
             top = text_hits[0][1] if text_hits else 1.0
