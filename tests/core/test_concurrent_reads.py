@@ -116,3 +116,31 @@ def test_close_lets_reads_in_flight_finish_and_refuses_new_ones(tmp_path: Path) 
         assert slow.result(10)[0].memory.content == "User likes herons"
         closing.result(10)
     assert hm.closed
+
+
+def test_cached_results_follow_a_write_by_another_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.db"
+    hm = HierarchicalMemory.create_sync(
+        MemoryConfig(db_path=path, vector_dimension=32), embedder=HashEmbedder(32)
+    )  # result cache on
+    try:
+        hm.sync.add("User likes herons", "alice")
+        first = hm.sync.search("herons", "alice", mode="text")
+        assert len(first) == 1
+        assert len(hm.sync.search("herons", "alice", mode="text")) == 1  # a cache hit
+        child = (
+            "from headroom.memory import HierarchicalMemory, MemoryConfig\n"
+            "from headroom.testing import HashEmbedder\n"
+            f"m = HierarchicalMemory.create_sync(MemoryConfig(db_path={str(path)!r}, "
+            "vector_dimension=32), embedder=HashEmbedder(32))\n"
+            "m.sync.add('User photographs herons', 'alice')\n"
+            "m.sync.close()\n"
+        )
+        subprocess.run([sys.executable, "-c", child], check=True, timeout=120)
+        contents = {r.memory.content for r in hm.sync.search("herons", "alice", mode="text")}
+        assert contents == {"User likes herons", "User photographs herons"}
+    finally:
+        hm.sync.close()
