@@ -80,7 +80,7 @@ def build(hm: HierarchicalMemory, size: int, users: int, rng: random.Random) -> 
 def interference(
     hm: HierarchicalMemory, user: str, rng: random.Random, n: int
 ) -> dict[str, object]:
-    """A small search waiting behind another caller's 125 KB search on the same worker."""
+    """A small search issued while another caller's 125 KB search runs on the same memory."""
     huge = big_text(rng, 125_000)
     alone: list[float] = []
     behind: list[float] = []

@@ -154,3 +154,36 @@ def test_never_returns_another_users_rows(populated: HierarchicalMemory) -> None
     both = np.union1d(own, others)
     hits = index.search_visible("python coffee tea", 1000, search_filter("u0"), both)  # type: ignore[union-attr]
     assert set(p for p, _ in hits) <= set(own.tolist())
+
+
+def test_row_id_cache_survives_other_users_writes_only(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    hm, other = _open(path), _open(path)
+    store = hm._engine.store
+    calls: list[object] = []
+    original = store.matching_pks
+
+    def counting(f: MemoryFilter):  # type: ignore[no-untyped-def]
+        calls.append(f.user_id)
+        return original(f)
+
+    store.matching_pks = counting  # type: ignore[method-assign]
+    try:
+        a1 = hm.sync.add("User likes herons", "alice")
+        hm.sync.add("User likes otters", "bob")
+        assert len(hm.sync.search("herons", "alice")) == 1
+        calls.clear()
+        hm.sync.add("User likes seals", "bob")  # another user's write, this process
+        other.sync.add("User likes whales", "carol")  # and another process's
+        assert [r.memory.id for r in hm.sync.search("herons", "alice", mode="text")] == [a1.id]
+        assert calls == []  # alice's row ids were still good
+        other.sync.add("User photographs herons", "alice")  # alice's own rows changed
+        assert len(hm.sync.search("herons", "alice", mode="text")) == 2
+        assert calls == ["alice"]
+        other.sync.delete(a1.id, user_id="alice")  # a deleted row drops the entry too
+        hits = hm.sync.search("herons", "alice", mode="text")
+        assert [r.memory.content for r in hits] == ["User photographs herons"]
+        assert calls == ["alice", "alice"]
+    finally:
+        hm.sync.close()
+        other.sync.close()

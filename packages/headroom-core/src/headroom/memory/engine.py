@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -77,6 +78,8 @@ class MemoryEngine(EngineReads):
         self._saved_seq = -1  # the sequence the index file on disk is consistent with
         self._cache_seq = -1
         self._reads_lock = threading.Lock()
+        self._pks_cache = OrderedDict()
+        self._pks_seq = -1
         self._index_lock = threading.RLock()
 
     # -- lifecycle -----------------------------------------------------------------------------

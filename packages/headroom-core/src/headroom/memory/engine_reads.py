@@ -53,7 +53,8 @@ class EngineReads:
     text_index: TextIndex | None
     cache: MemoryCache | None
     _cache_seq: int
-    _pks_cache: OrderedDict[str, tuple[int, npt.NDArray[np.int64]]] | None = None
+    _pks_cache: OrderedDict[str, tuple[str | None, npt.NDArray[np.int64]]]
+    _pks_seq: int  # the store sequence the row-id cache is valid at
     _reads_lock: threading.Lock  # guards the caches below (set by MemoryEngine)
     _index_lock: threading.RLock  # applying changes to / searching the vector index
 
@@ -117,29 +118,57 @@ class EngineReads:
         return results
 
     def _allowed_pks(self, f: MemoryFilter, seq: int | None) -> npt.NDArray[np.int64]:
-        """The primary keys ``f`` allows (sorted), cached per filter until the store's sequence moves
-        (so a user's repeated searches do not re-read the user's row ids every time). ``seq`` is
-        the sequence this search already read, if any."""
+        """The primary keys ``f`` allows (sorted), cached per filter.
+
+        Entries are valid at ``_pks_seq``. When the store has moved on, stores that can say which
+        users' rows changed since (``touched_since``) let the entries of every other user live
+        on, so one user's writes do not make everybody re-read their row ids; otherwise the
+        cache starts over. ``seq`` is the sequence this search already read, if any."""
         if seq is None:
             seq = int(self.store.current_seq())
+        if seq != self._pks_seq:
+            self._advance_pks_cache(seq)
         key = repr(f)
         with self._reads_lock:
-            cache = self._pks_cache
-            if cache is None:
-                cache = self._pks_cache = OrderedDict()
-            hit = cache.get(key)
-            if hit is not None and hit[0] == seq:
-                cache.move_to_end(key)
+            hit = self._pks_cache.get(key)
+            if hit is not None and self._pks_seq == seq:
+                self._pks_cache.move_to_end(key)
                 return hit[1]
         allowed = np.sort(np.asarray(self.store.matching_pks(f), dtype=np.int64))
         with self._reads_lock:
-            cache[key] = (seq, allowed)
+            cache = self._pks_cache
+            if self._pks_seq != seq:  # read before another thread moved the cache on
+                return allowed
+            cache[key] = (f.user_id, allowed)
             cache.move_to_end(key)
             total = sum(v[1].size for v in cache.values())
             while len(cache) > 1 and (total > _PKS_CACHE_IDS or len(cache) > _PKS_CACHE_FILTERS):
                 _, (_, dropped) = cache.popitem(last=False)
                 total -= dropped.size
         return allowed
+
+    def _advance_pks_cache(self, seq: int) -> None:
+        """Move the row-id cache from ``_pks_seq`` to the store's present, dropping the entries
+        of users whose rows changed (or that held a deleted row)."""
+        old = self._pks_seq
+        touched_since = getattr(self.store, "touched_since", None)
+        touched = touched_since(old) if touched_since is not None and old >= 0 else None
+        with self._reads_lock:
+            if self._pks_seq != old:
+                return  # another thread moved it meanwhile
+            if touched is None:
+                self._pks_cache.clear()
+                self._pks_seq = seq
+                return
+            now, users, deleted = touched
+            for key, (user, allowed) in list(self._pks_cache.items()):
+                if (
+                    user is None
+                    or user in users
+                    or (deleted.size and np.isin(deleted, allowed, assume_unique=True).any())
+                ):
+                    del self._pks_cache[key]
+            self._pks_seq = now
 
     def _search_uncached(
         self,

@@ -379,6 +379,29 @@ class SQLModelMemoryStore(SqlStoreBase):
         super().close()
 
     @_translate_errors
+    def touched_since(
+        self, seq: int, limit: int = 100_000
+    ) -> tuple[int, frozenset[str], npt.NDArray[np.int64]] | None:
+        """What changed after ``seq``, in one snapshot: the sequence now, the users whose rows
+        were written, and the primary keys deleted; None past ``limit`` changed rows (callers
+        then start over). Lets row-id caches keep the entries of users nobody wrote to."""
+        with self._read() as conn:
+            now = int(conn.exec_driver_sql(
+                "SELECT value FROM headroom_meta WHERE key = 'seq'").scalar_one())  # fmt: skip
+            if now == seq:
+                return now, frozenset(), np.empty(0, np.int64)
+            changed = conn.exec_driver_sql(
+                "SELECT count(*) FROM memories WHERE change_seq > ?", (seq,)
+            ).scalar_one()
+            if changed > limit:
+                return None
+            users = frozenset(str(u) for (u,) in conn.exec_driver_sql(
+                "SELECT DISTINCT user_id FROM memories WHERE change_seq > ?", (seq,)))  # fmt: skip
+            deleted = np.fromiter((int(p) for (p,) in conn.exec_driver_sql(
+                "SELECT pk FROM memory_deletions WHERE seq > ?", (seq,))), np.int64)  # fmt: skip
+        return now, users, deleted
+
+    @_translate_errors
     def changes_since(self, seq: int) -> StoreChanges:
         with self._read() as conn:
             now = int(conn.execute(select(M.c.value).where(M.c.key == "seq")).scalar_one())
