@@ -36,6 +36,7 @@ from headroom.memory.adapters.sqlite.user_postings import (
     IntArray,
     UserPostings,
     bm25_idf,
+    word_text,
 )
 from headroom.memory.errors import IndexError_
 from headroom.memory.ports import MemoryFilter
@@ -111,7 +112,7 @@ def query_words(user_text: str, limit: int = MAX_CANDIDATE_TERMS) -> list[str]:
         if end < len(text):  # cut at a separator, never inside a word
             cut = _SEPARATOR.search(text, end)
             end = cut.start() if cut else len(text)
-        for token in WORD_RE.findall(text[start:end].lower()):
+        for token in WORD_RE.findall(word_text(text[start:end])):
             if token not in tokens:
                 tokens[token] = None
                 informative += token not in _STOPWORDS
