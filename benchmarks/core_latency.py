@@ -15,7 +15,7 @@ Rows:
   batch add rate (hashing embedder; the real embedder's batch rate is in its own table);
 * query-size linearity: text search with a 1 KB, 10 KB and 125 KB query;
 * interference: a small search issued while another caller's 125 KB search runs on the same
-  memory's worker, compared with the same small search alone.
+  memory (reads run on their own threads), compared with the same small search alone.
 """
 
 from __future__ import annotations
