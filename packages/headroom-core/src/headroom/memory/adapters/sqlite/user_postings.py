@@ -17,7 +17,7 @@ writes by other processes are seen too. One difference from FTS5, by design: a q
 tokenizes into several tokens (``foo_bar``) matches each token, not only the exact phrase.
 
 Memory is bounded: the least recently searched users are dropped once the postings of all cached
-users pass ``max_postings`` (about 12 bytes each).
+users pass ``max_postings`` (12 bytes each: term, row slot, frequency).
 """
 
 from __future__ import annotations
@@ -70,10 +70,10 @@ class _UserRows:
 
     def __init__(self) -> None:
         self.slot_pk: IntArray = np.empty(0, np.int64)
-        self.lengths = np.empty(0, np.float64)
+        self.lengths = np.empty(0, np.float32)  # small integers: exact in float32
         self.terms = np.empty(0, np.int32)
         self.docs = np.empty(0, np.int32)
-        self.tfs = np.empty(0, np.float64)
+        self.tfs = np.empty(0, np.float32)
         self.dead = 0
 
     @property
@@ -165,8 +165,8 @@ class UserPostings:
         for (_, idf), lo, hi in zip(known, starts, ends, strict=True):
             if hi > lo:
                 docs = rows.docs[lo:hi]
-                tf = rows.tfs[lo:hi]
-                norm = K1 * (1.0 - B + scale * rows.lengths[docs])
+                tf = rows.tfs[lo:hi].astype(np.float64)  # score in double, as FTS5 does
+                norm = K1 * (1.0 - B + scale * rows.lengths[docs].astype(np.float64))
                 acc[docs] += idf * (tf * (K1 + 1.0)) / (tf + norm)
         cand = np.flatnonzero(acc > 0.0)
         return _top_visible(rows.slot_pk[cand], acc[cand], k, allowed)
@@ -272,7 +272,7 @@ class UserPostings:
         first = rows.slot_pk.size
         pks = np.fromiter((pk for pk, _ in items), np.int64, len(items))
         rows.slot_pk = np.concatenate([rows.slot_pk, pks])
-        rows.lengths = np.concatenate([rows.lengths, counts.astype(np.float64) + 1.0])  # + owner
+        rows.lengths = np.concatenate([rows.lengths, counts.astype(np.float32) + 1])  # + owner
         self._pk_user[pks] = self._codes[user_id]
         self._pk_slot[pks] = np.arange(first, first + len(items), dtype=np.int32)
         if terms.size:
@@ -283,7 +283,7 @@ class UserPostings:
             at = np.searchsorted(rows.terms, new_terms, side="right")  # after older slots
             rows.terms = np.insert(rows.terms, at, new_terms)
             rows.docs = np.insert(rows.docs, at, new_docs)
-            rows.tfs = np.insert(rows.tfs, at, tf.astype(np.float64))
+            rows.tfs = np.insert(rows.tfs, at, tf.astype(np.float32))
             self._total_postings += int(uniq.size)
         return True
 
