@@ -274,13 +274,14 @@ class MemoryEngine(EngineReads):
         check_id(memory_id, "memory_id")
         check_optional_id(user_id, "user_id")
         memory = None
+        seq = -1
         if self.cache is not None:
-            self._check_cache()
+            seq = self._check_cache()
             memory = self.cache.get("id:" + memory_id)
         if memory is None:
             memory = self.store.get(memory_id)
             if memory is not None and self.cache is not None:
-                self.cache.put("id:" + memory_id, memory)
+                self._cache_put("id:" + memory_id, memory, seq)
         if memory is not None and user_id is not None and memory.user_id != user_id:
             raise AccessDeniedError(f"memory {memory_id!r} belongs to another user")
         return memory

@@ -66,15 +66,25 @@ class EngineReads:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def _check_cache(self, seq: int | None = None) -> None:
-        """Invalidate the cache if the store moved past ``seq`` (read now when not given)."""
+    def _check_cache(self, seq: int | None = None) -> int:
+        """Invalidate the cache if the store moved past ``seq`` (read now when not given);
+        returns the sequence, for :meth:`_cache_put`."""
         assert self.cache is not None
         if seq is None:
-            seq = self.store.current_seq()
+            seq = int(self.store.current_seq())
         with self._reads_lock:
             if seq != self._cache_seq:
                 self.cache.invalidate()
                 self._cache_seq = seq
+        return seq
+
+    def _cache_put(self, key: str, value: Any, seq: int) -> None:
+        """Cache ``value``, computed from the store at ``seq`` or later, unless another thread
+        has moved the cache on since (a slow read must not cache what a write replaced)."""
+        assert self.cache is not None
+        with self._reads_lock:
+            if self._cache_seq == seq:
+                self.cache.put(key, value)
 
     def query(self, f: MemoryFilter) -> list[Memory]:
         if f.limit is not None and f.limit < 0:
@@ -114,7 +124,7 @@ class EngineReads:
             query, f, top_k=top_k, min_similarity=min_similarity, mode=mode, seq=seq
         )
         if self.cache is not None and key is not None:
-            self.cache.put(key, results)
+            self._cache_put(key, results, seq)
         return results
 
     def _allowed_pks(self, f: MemoryFilter, seq: int | None) -> npt.NDArray[np.int64]:

@@ -17,7 +17,7 @@ writes by other processes are seen too. One difference from FTS5, by design: a q
 tokenizes into several tokens (``foo_bar``) matches each token, not only the exact phrase.
 
 Memory is bounded: the least recently searched users are dropped once the postings of all cached
-users pass ``max_postings`` (about 12 bytes each).
+users pass ``max_postings`` (12 bytes each: term, row slot, frequency).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.engine import Connection
 
-__all__ = ["WORD_RE", "UserPostings", "bm25_idf", "word_text"]
+__all__ = ["WORD_RE", "UserPostings", "bm25_idf", "fts5_totals", "word_text"]
 
 _log = logging.getLogger(__name__)
 K1 = 1.2
@@ -70,10 +70,10 @@ class _UserRows:
 
     def __init__(self) -> None:
         self.slot_pk: IntArray = np.empty(0, np.int64)
-        self.lengths = np.empty(0, np.float64)
+        self.lengths = np.empty(0, np.float32)  # small integers: exact in float32
         self.terms = np.empty(0, np.int32)
         self.docs = np.empty(0, np.int32)
-        self.tfs = np.empty(0, np.float64)
+        self.tfs = np.empty(0, np.float32)
         self.dead = 0
 
     @property
@@ -114,11 +114,12 @@ class UserPostings:
         terms: Sequence[tuple[str, float]],
         k: int,
         allowed: IntArray,
+        avgdl: float,
     ) -> list[tuple[int, float]] | None:
         """The user's top ``k`` rows among ``allowed`` (sorted pks) by bm25 over ``terms``
-        (stemmed term, idf), with ``avgdl`` read from the FTS5 totals. ``conn`` is inside a read
-        transaction, so the rows, the sequence and the totals are one snapshot. None when this
-        index cannot answer (ids too large): the caller uses FTS5."""
+        (stemmed term, idf) with FTS5's average row length ``avgdl`` (:func:`fts5_totals`).
+        ``conn`` is inside a read transaction, so the rows, the sequence and the totals are one
+        snapshot. None when this index cannot answer (ids too large): the caller uses FTS5."""
         with self._lock:
             seq = int(conn.exec_driver_sql("SELECT value FROM headroom_meta WHERE key = 'seq'")
                       .scalar_one())  # fmt: skip
@@ -130,7 +131,7 @@ class UserPostings:
                 if rows is None:
                     return None
             self._users.move_to_end(user_id)
-            return self._score(rows, terms, k, allowed, _average_length(conn))
+            return self._score(rows, terms, k, allowed, avgdl)
 
     def clear(self) -> None:
         with self._lock:
@@ -165,8 +166,8 @@ class UserPostings:
         for (_, idf), lo, hi in zip(known, starts, ends, strict=True):
             if hi > lo:
                 docs = rows.docs[lo:hi]
-                tf = rows.tfs[lo:hi]
-                norm = K1 * (1.0 - B + scale * rows.lengths[docs])
+                tf = rows.tfs[lo:hi].astype(np.float64)  # score in double, as FTS5 does
+                norm = K1 * (1.0 - B + scale * rows.lengths[docs].astype(np.float64))
                 acc[docs] += idf * (tf * (K1 + 1.0)) / (tf + norm)
         cand = np.flatnonzero(acc > 0.0)
         return _top_visible(rows.slot_pk[cand], acc[cand], k, allowed)
@@ -272,7 +273,7 @@ class UserPostings:
         first = rows.slot_pk.size
         pks = np.fromiter((pk for pk, _ in items), np.int64, len(items))
         rows.slot_pk = np.concatenate([rows.slot_pk, pks])
-        rows.lengths = np.concatenate([rows.lengths, counts.astype(np.float64) + 1.0])  # + owner
+        rows.lengths = np.concatenate([rows.lengths, counts.astype(np.float32) + 1])  # + owner
         self._pk_user[pks] = self._codes[user_id]
         self._pk_slot[pks] = np.arange(first, first + len(items), dtype=np.int32)
         if terms.size:
@@ -283,7 +284,7 @@ class UserPostings:
             at = np.searchsorted(rows.terms, new_terms, side="right")  # after older slots
             rows.terms = np.insert(rows.terms, at, new_terms)
             rows.docs = np.insert(rows.docs, at, new_docs)
-            rows.tfs = np.insert(rows.tfs, at, tf.astype(np.float64))
+            rows.tfs = np.insert(rows.tfs, at, tf.astype(np.float32))
             self._total_postings += int(uniq.size)
         return True
 
@@ -396,16 +397,14 @@ def _top_visible(
         take *= 8
 
 
-def _average_length(conn: Connection) -> float:
-    """FTS5's average row length in tokens over all columns (its ``averages`` record: the row
-    count, then each column's token total, as varints)."""
+def fts5_totals(conn: Connection) -> tuple[int, float]:
+    """FTS5's row count and average row length in tokens over all columns, from its
+    ``averages`` record (the row count, then each column's token total, as varints)."""
     row = conn.exec_driver_sql("SELECT block FROM memory_fts_data WHERE id = 1").fetchone()
-    if row is None or not row[0]:
-        return 1.0
-    values = _varints(bytes(row[0]))
+    values = _varints(bytes(row[0])) if row is not None and row[0] else []
     if not values or values[0] <= 0:
-        return 1.0
-    return sum(values[1:]) / values[0]
+        return 0, 1.0
+    return values[0], sum(values[1:]) / values[0]
 
 
 def _varints(data: bytes) -> list[int]:
