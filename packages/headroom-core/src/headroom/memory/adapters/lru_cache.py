@@ -64,8 +64,15 @@ def _json_copy(value: Any) -> Any:
     return value  # str, int, float, bool, None: immutable
 
 
+def _shallow(obj: Any) -> Any:
+    """A shallow copy of a plain dataclass instance (``copy.copy`` without its protocol)."""
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    return new
+
+
 def _copy_memory(memory: Memory) -> Memory:
-    out = copy.copy(memory)
+    out: Memory = _shallow(memory)
     out.entity_refs = list(memory.entity_refs)
     out.metadata = _json_copy(memory.metadata)
     return out
@@ -76,7 +83,7 @@ def _copy(value: Any) -> Any:
     if type(value) is list:
         return [_copy(v) for v in value]
     if type(value) is SearchResult:
-        out = copy.copy(value)
+        out: SearchResult = _shallow(value)
         out.memory = _copy_memory(value.memory)
         return out
     if type(value) is Memory:
