@@ -181,7 +181,7 @@ def test_filtered_search_is_exact_over_allowed_ids(
     ids, vecs = data
     index = make()
     if hasattr(index, "exact_filter_max"):  # exercise the selector and sorted-lookup paths
-        index.exact_filter_max, index.dict_lookup_max = 100, 10
+        index.exact_filter_max, index.recent_positions_max = 100, 10
     index.upsert(ids, vecs)
     rng = np.random.default_rng(5)
     chosen = rng.choice(len(ids), size=max(1, int(fraction * len(ids))), replace=False)
