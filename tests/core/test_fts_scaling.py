@@ -131,6 +131,7 @@ def test_close_after_a_read_only_session_does_not_rewrite_the_vector_index(tmp_p
     hm = _open(path)
     hm.sync.add("Puffin colony", "gus")
     hm.sync.close()
+
     def index_files() -> dict[str, int]:  # the base, its sidecar and the delta log
         return {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir() if ".faiss" in p.name}
 
