@@ -22,7 +22,7 @@ from headroom.testing import HashEmbedder
 
 pytest.importorskip("faiss")
 
-from headroom.memory.adapters.vector.faiss_index import FaissVectorIndex  # noqa: E402
+from headroom.memory.adapters.vector.faiss_index import FaissVectorIndex
 
 DIM = 32
 
