@@ -38,7 +38,19 @@ try:  # POSIX only; elsewhere concurrent savers are not serialised (each write i
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["BASE_FORMAT", "BaseFile", "DeltaRecord", "delta_path", "read_base", "read_delta"]
+__all__ = [
+    "BASE_FORMAT",
+    "DELTA_HEADER_SIZE",
+    "BaseFile",
+    "DeltaRecord",
+    "append_delta",
+    "delta_path",
+    "read_base",
+    "read_delta",
+    "record_size",
+    "write_base",
+    "writer_lock",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +60,7 @@ _RECORD_MAGIC = b"HRVREC01"
 _RECORD_HEAD = struct.Struct("<8sqqq")  # magic, seq, removed count, upserted count
 _CRC = struct.Struct("<I")
 _TOKEN_LEN = 16
+DELTA_HEADER_SIZE = len(_DELTA_MAGIC) + _TOKEN_LEN
 _CHUNK = 1 << 20
 
 
@@ -165,37 +178,45 @@ def read_base(path: Path, faiss: Any, info: dict[str, Any]) -> tuple[Any, IntArr
     return index, np.frombuffer(tail, dtype=np.int64).copy()
 
 
-def encode_record(record: DeltaRecord) -> bytes:
+def record_size(n_removed: int, n_ids: int, dimension: int) -> int:
+    """Bytes a record of that many removals and upserts takes in the delta log."""
+    return _RECORD_HEAD.size + 8 * n_removed + (8 + 4 * dimension) * n_ids + _CRC.size
+
+
+def _record_parts(record: DeltaRecord) -> list[bytes]:
     head = _RECORD_HEAD.pack(_RECORD_MAGIC, record.seq, record.removed.size, record.ids.size)
-    body = b"".join(
-        (
-            head,
-            np.ascontiguousarray(record.removed, dtype="<i8").tobytes(),
-            np.ascontiguousarray(record.ids, dtype="<i8").tobytes(),
-            np.ascontiguousarray(record.vectors, dtype="<f4").tobytes(),
-        )
-    )
-    return body + _CRC.pack(zlib.crc32(body))
+    parts = [
+        head,
+        np.ascontiguousarray(record.removed, dtype="<i8").tobytes(),
+        np.ascontiguousarray(record.ids, dtype="<i8").tobytes(),
+        np.ascontiguousarray(record.vectors, dtype="<f4").tobytes(),
+    ]
+    crc = 0
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    return [*parts, _CRC.pack(crc)]
 
 
-def append_delta(path: Path, base: BaseFile, record: bytes) -> None:
+def append_delta(path: Path, base: BaseFile, record: DeltaRecord) -> None:
     """Write ``record`` at ``base.delta_end`` of the delta log (a fresh log when it is 0) and
     fsync; what another process appended after that point is cut (this record supersedes it:
     it holds every change this process applied, and the store replays anything newer)."""
     target = delta_path(path)
+    parts = _record_parts(record)
+    size = sum(len(p) for p in parts)
     try:
         if base.delta_end == 0:
             header = _DELTA_MAGIC + base.token.encode()
-            atomic_write(target, lambda fh: fh.write(header + record))
-            base.delta_end = len(header) + len(record)
+            atomic_write(target, lambda fh: fh.writelines([header, *parts]))
+            base.delta_end = len(header) + size
             return
         with target.open("r+b") as fh:
             fh.seek(base.delta_end)
             fh.truncate()
-            fh.write(record)
+            fh.writelines(parts)
             fh.flush()
             os.fsync(fh.fileno())
-        base.delta_end += len(record)
+        base.delta_end += size
     except OSError as exc:
         raise IndexError_(f"could not append to the vector index delta {target}: {exc}") from exc
 
@@ -237,11 +258,11 @@ def _read_record(fh: BinaryIO, left: int, dimension: int) -> DeltaRecord | None:
     if len(head) != _RECORD_HEAD.size:
         return None
     magic, seq, n_removed, n_ids = _RECORD_HEAD.unpack(head)
-    body_len = 8 * n_removed + (8 + 4 * dimension) * n_ids
     if magic != _RECORD_MAGIC or n_removed < 0 or n_ids < 0:
         return None
-    if _RECORD_HEAD.size + body_len + _CRC.size > left:
+    if record_size(n_removed, n_ids, dimension) > left:
         return None
+    body_len = record_size(n_removed, n_ids, dimension) - _RECORD_HEAD.size - _CRC.size
     body = fh.read(body_len)
     crc = fh.read(_CRC.size)
     if len(body) != body_len or len(crc) != _CRC.size:

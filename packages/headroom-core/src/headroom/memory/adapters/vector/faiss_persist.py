@@ -29,12 +29,13 @@ from headroom.memory.adapters.vector.common import (
 )
 from headroom.memory.adapters.vector.faiss_files import (
     BASE_FORMAT,
+    DELTA_HEADER_SIZE,
     BaseFile,
     DeltaRecord,
     append_delta,
-    encode_record,
     read_base,
     read_delta,
+    record_size,
     write_base,
     writer_lock,
 )
@@ -44,6 +45,8 @@ from headroom.memory.ports import FloatArray
 __all__ = ["FaissPersistence"]
 
 logger = logging.getLogger(__name__)
+
+_NO_IDS: IntArray = np.empty(0, dtype=np.int64)
 
 
 class FaissPersistence:
@@ -92,14 +95,21 @@ class FaissPersistence:
         with self._lock, writer_lock(self._path):
             disk = self._disk
             if disk is not None and disk.kind == self._kind and self._base_unchanged(disk):
-                record, upserted = self._delta_record(seq)
-                delta_bytes = max(disk.delta_end, 24) + len(record)
-                vectors = disk.delta_vectors + upserted
-                fold = delta_bytes > self.delta_fold_fraction * disk.nbytes or (
+                touched = np.unique(np.concatenate(self._changed)) if self._changed else _NO_IDS
+                positions = self._map_lookup(touched)
+                live = positions >= 0
+                n_live = int(np.count_nonzero(live))
+                size = record_size(touched.size - n_live, n_live, self._dimension)
+                vectors = disk.delta_vectors + n_live
+                fold = max(disk.delta_end, DELTA_HEADER_SIZE) + size > (
+                    self.delta_fold_fraction * disk.nbytes
+                ) or (
                     self._kind == "hnsw"
                     and vectors > self.hnsw_delta_fold_fraction * disk.positions
                 )
                 if not fold:
+                    upserted = self._xb()[positions[live]]  # a copy (fancy indexing)
+                    record = DeltaRecord(int(seq), touched[~live], touched[live], upserted)
                     append_delta(self._path, disk, record)
                     disk.delta_vectors = vectors
                     self._changed = []
@@ -116,17 +126,6 @@ class FaissPersistence:
             )
         except (OSError, ValueError):
             return False
-
-    def _delta_record(self, seq: int) -> tuple[bytes, int]:
-        touched = (
-            np.unique(np.concatenate(self._changed)) if self._changed else np.empty(0, np.int64)
-        )
-        positions = self._map_lookup(touched)
-        live = positions >= 0
-        upserted = touched[live]
-        vectors = self._xb()[positions[live]]  # a copy (fancy indexing)
-        record = DeltaRecord(int(seq), touched[~live], upserted, vectors)
-        return encode_record(record), int(upserted.size)
 
     def _write_base(self, seq: int) -> None:
         assert self._path is not None
