@@ -67,6 +67,11 @@ class FaissVectorIndex(FaissPersistence, PersistedIndexBase):
     background_build = True
     """AUTO builds HNSW in a background thread when it crosses ``hnsw_min_entries`` (searching
     exactly meanwhile); False builds it inside the crossing call."""
+    build_catchup_max = 2048
+    """The background build adds the writes made while it ran in rounds outside the lock, and
+    swaps in once at most this many are left (added under the lock, briefly blocking writers)."""
+    build_catchup_rounds = 8
+    """After this many rounds it swaps in whatever is left (writers outpacing the build)."""
 
     def __init__(
         self,
@@ -202,8 +207,25 @@ class FaissVectorIndex(FaissPersistence, PersistedIndexBase):
 
         def run() -> None:
             started = time.perf_counter()
+            covered_ids, covered_pos, batch = ids, positions, vectors
             try:
-                index.add(vectors)
+                for round_ in range(1, self.build_catchup_rounds + 1):
+                    index.add(batch)  # outside the lock: writers and searches go on (flat)
+                    with self._lock:
+                        if generation != self._generation or self._kind != "flat":
+                            self._build_thread = None
+                            return
+                        tail = int(covered_pos[-1]) + 1 if covered_pos.size else 0
+                        extra = tail + np.flatnonzero(self._ids[tail:] >= 0)
+                        if (
+                            extra.size <= self.build_catchup_max
+                            or round_ == self.build_catchup_rounds
+                        ):
+                            break  # the swap adds what is left
+                        # copy the writes made meanwhile; add them outside the lock next round
+                        covered_ids = np.concatenate([covered_ids, self._ids[extra]])
+                        covered_pos = np.concatenate([covered_pos, extra])
+                        batch = self._xb()[extra]
             except Exception:  # pragma: no cover - faiss failure: stay flat, retry later
                 logger.exception("background HNSW build failed; the index stays exact (flat)")
                 with self._lock:
@@ -212,7 +234,7 @@ class FaissVectorIndex(FaissPersistence, PersistedIndexBase):
             with self._lock:
                 self._build_thread = None
                 if generation == self._generation and self._kind == "flat":
-                    self._install_hnsw(index, ids, positions)
+                    self._install_hnsw(index, covered_ids, covered_pos)
                     logger.info(
                         "switched the vector index to HNSW (%d vectors) after a %.1f s "
                         "background build", len(self), time.perf_counter() - started,
