@@ -266,6 +266,27 @@ def test_a_base_replaced_by_another_process_is_not_extended(tmp_path: Path) -> N
     assert loaded.load() == 3 and len(loaded) == 102
 
 
+def test_two_processes_appending_to_one_delta_keep_both_records(tmp_path: Path) -> None:
+    path = tmp_path / "v.faiss"
+    index = make(path)
+    index.upsert(np.arange(100), vectors(100))
+    index.save(1)
+    a, b = make(path), make(path)
+    assert a.load() == 1 and b.load() == 1
+    a.upsert([100], vectors(1, seed=1))
+    a.save(2)
+    b.upsert([101], vectors(1, seed=2))
+    b.remove([3])
+    b.save(3)  # b appends after a's record
+    a.upsert([102], vectors(1, seed=3))
+    a.save(4)
+    loaded = make(path)
+    assert loaded.load() == 4 and len(loaded) == 102
+    for seed, i in ((1, 100), (2, 101), (3, 102)):
+        assert loaded.search(vectors(1, seed=seed)[0], 1)[0][0] == i
+    assert 3 not in {i for i, _ in loaded.search(vectors(100)[3], 5)}
+
+
 def test_base_checksum_covers_the_whole_file(tmp_path: Path) -> None:
     path = tmp_path / "v.faiss"
     index = make(path)

@@ -199,8 +199,9 @@ def _record_parts(record: DeltaRecord) -> list[bytes]:
 
 def append_delta(path: Path, base: BaseFile, record: DeltaRecord) -> None:
     """Write ``record`` at ``base.delta_end`` of the delta log (a fresh log when it is 0) and
-    fsync; what another process appended after that point is cut (this record supersedes it:
-    it holds every change this process applied, and the store replays anything newer)."""
+    fsync. The caller has set ``delta_end`` to the end of the log's valid records (a torn tail
+    is cut; records of other processes are kept: replaying one after another is idempotent and
+    the last record's seq tells the store where to catch up from)."""
     target = delta_path(path)
     parts = _record_parts(record)
     size = sum(len(p) for p in parts)

@@ -33,6 +33,7 @@ from headroom.memory.adapters.vector.faiss_files import (
     BaseFile,
     DeltaRecord,
     append_delta,
+    delta_path,
     read_base,
     read_delta,
     record_size,
@@ -121,11 +122,16 @@ class FaissPersistence:
         assert self._path is not None
         try:
             info = json.loads(sidecar_path(self._path).read_text())
-            return bool(
-                info.get("token") == disk.token and self._path.stat().st_size == disk.nbytes
-            )
+            if info.get("token") != disk.token or self._path.stat().st_size != disk.nbytes:
+                return False
+            log = delta_path(self._path)
+            size = log.stat().st_size if log.exists() else 0
         except (OSError, ValueError):
             return False
+        if size != disk.delta_end:  # another process appended (or cut): append after its records
+            records, disk.delta_end = read_delta(self._path, disk.token, self._dimension)
+            disk.delta_vectors = max(disk.delta_vectors, sum(int(r.ids.size) for r in records))
+        return True
 
     def _write_base(self, seq: int) -> None:
         assert self._path is not None
