@@ -512,3 +512,20 @@ def test_writes_made_during_the_hnsw_build_are_added_outside_the_lock() -> None:
     assert len(index) == 899
     assert index.search(vecs[899 - 1], 1)[0][0] == 898
     assert 450 not in {i for i, _ in index.search(vecs[450], 10)}
+
+
+def test_compacting_an_hnsw_index_runs_in_the_background() -> None:
+    pytest.importorskip("faiss")
+    from headroom.memory.adapters.vector.faiss_index import FaissVectorIndex
+
+    index = FaissVectorIndex(DIM, kind="hnsw", hnsw_m=16, hnsw_ef_construction=80)
+    vecs = clustered(500, seed=9)
+    index.upsert(list(range(500)), vecs)
+    index.remove(list(range(150)))  # 30% tombstones: a new graph is built off the caller
+    assert index._dead == 150 and len(index) == 350  # still the tombstoned graph meanwhile
+    assert 0 not in {i for i, _ in index.search(vecs[0], 10)}
+    index.upsert([1000], vecs[:1])  # a write during the build is replayed at the swap
+    assert index.wait_for_build(60)
+    assert index._dead == 0 and len(index) == 351 and index.kind == "hnsw"
+    assert index.search(vecs[0], 1)[0][0] == 1000
+    assert index.search(vecs[300], 1)[0][0] == 300

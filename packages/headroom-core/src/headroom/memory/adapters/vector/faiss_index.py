@@ -177,7 +177,11 @@ class FaissVectorIndex(FaissPersistence, PersistedIndexBase):
             else:
                 self._rebuild("hnsw")
         elif self._dead > self.tombstone_rebuild_fraction * int(self._index.ntotal):
-            self._rebuild(self._target_kind(live))
+            target = self._target_kind(live)
+            if target == "hnsw" and self.background_build:  # compacting a graph takes long
+                self._start_hnsw_build()
+            else:
+                self._rebuild(target)
 
     def _rebuild(self, kind: str) -> None:
         """Rebuild into ``kind`` from the live vectors (drops tombstones)."""
@@ -196,8 +200,9 @@ class FaissVectorIndex(FaissPersistence, PersistedIndexBase):
     # -- the flat -> HNSW switch, off the caller's thread ---------------------------------------
 
     def _start_hnsw_build(self) -> None:
-        """Build the HNSW index from a snapshot in a background thread; searches stay exact on
-        the flat index meanwhile, and writes made during the build are replayed at the swap."""
+        """Build an HNSW index from a snapshot of the live vectors in a background thread (the
+        flat -> HNSW switch, or compacting a tombstoned HNSW index); searches go on with the
+        current index meanwhile, and writes made during the build are replayed at the swap."""
         if self._build_thread is not None:
             return
         positions = np.flatnonzero(self._ids >= 0)
@@ -212,7 +217,7 @@ class FaissVectorIndex(FaissPersistence, PersistedIndexBase):
                 for round_ in range(1, self.build_catchup_rounds + 1):
                     index.add(batch)  # outside the lock: writers and searches go on (flat)
                     with self._lock:
-                        if generation != self._generation or self._kind != "flat":
+                        if generation != self._generation:
                             self._build_thread = None
                             return
                         tail = int(covered_pos[-1]) + 1 if covered_pos.size else 0
@@ -233,11 +238,12 @@ class FaissVectorIndex(FaissPersistence, PersistedIndexBase):
                 return
             with self._lock:
                 self._build_thread = None
-                if generation == self._generation and self._kind == "flat":
+                if generation == self._generation:
+                    previous = self._kind
                     self._install_hnsw(index, covered_ids, covered_pos)
                     logger.info(
-                        "switched the vector index to HNSW (%d vectors) after a %.1f s "
-                        "background build", len(self), time.perf_counter() - started,
+                        "swapped in a new HNSW index (%s -> hnsw, %d vectors) after a %.1f s "
+                        "background build", previous, len(self), time.perf_counter() - started,
                     )  # fmt: skip
 
         self._build_thread = threading.Thread(target=run, name="headroom-hnsw-build", daemon=True)
