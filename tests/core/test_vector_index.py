@@ -516,15 +516,28 @@ def test_writes_made_during_the_hnsw_build_are_added_outside_the_lock() -> None:
 
 def test_compacting_an_hnsw_index_runs_in_the_background() -> None:
     pytest.importorskip("faiss")
+    import threading
+
     from headroom.memory.adapters.vector.faiss_index import FaissVectorIndex
 
     index = FaissVectorIndex(DIM, kind="hnsw", hnsw_m=16, hnsw_ef_construction=80)
     vecs = clustered(500, seed=9)
     index.upsert(list(range(500)), vecs)
+    gate = threading.Event()
+    make = index._new_index
+
+    def gated(kind: str) -> Any:
+        inner = make(kind)
+        add = inner.add
+        inner.add = lambda x: (gate.wait(30), add(x))  # the background build waits for the test
+        return inner
+
+    index._new_index = gated  # type: ignore[method-assign]
     index.remove(list(range(150)))  # 30% tombstones: a new graph is built off the caller
     assert index._dead == 150 and len(index) == 350  # still the tombstoned graph meanwhile
     assert 0 not in {i for i, _ in index.search(vecs[0], 10)}
     index.upsert([1000], vecs[:1])  # a write during the build is replayed at the swap
+    gate.set()
     assert index.wait_for_build(60)
     assert index._dead == 0 and len(index) == 351 and index.kind == "hnsw"
     assert index.search(vecs[0], 1)[0][0] == 1000
