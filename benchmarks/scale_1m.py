@@ -147,8 +147,10 @@ def phase_add(db: Path, users: int) -> dict[str, Any]:
         t = time.perf_counter()
         hm.sync.add(sentence(rng), f"user{i % users}")
         samples.append((time.perf_counter() - t) * 1000)
+    rss = rss_mb()
     _, close_s = _timed(hm.sync.close)
-    return {"open_s": open_s, "add_one": summarize(samples), "close_after_100_adds_s": close_s}
+    return {"open_s": open_s, "add_one": summarize(samples), "close_after_100_adds_s": close_s,
+            "rss_after_adds_mb": rss, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
 
 
 PHASES = {"build", "reopen", "add"}
@@ -231,7 +233,9 @@ def report(args: argparse.Namespace, load: tuple[float, ...], phases: dict[str, 
         if key.startswith("add"):
             add = p["add_one"]
             rows += [[f"{label}: add one p50 / p95 ms", f"{add['p50_ms']} / {add['p95_ms']}"],
-                     [f"{label}: close() s", p["close_after_100_adds_s"]]]  # fmt: skip
+                     [f"{label}: close() s", p["close_after_100_adds_s"]],
+                     [f"{label}: RSS after the adds / peak RSS MB",
+                      f"{p.get('rss_after_adds_mb')} / {p.get('peak_rss_mb')}"]]  # fmt: skip
         else:
             rows += [[f"{label}: open s / peak RSS MB / first search ms",
                       f"{p['open_s']} / {p['peak_rss_open_mb']} / {p['first_search_ms']}"],
