@@ -37,8 +37,9 @@ __all__ = ["EngineReads"]
 
 _MIN_TEXT_EVIDENCE = 1e-4
 _MAX_EMBED_QUERY_CHARS = 8192
-"""Only the start of a huge query is embedded: local models stop at 256-512 tokens anyway, and
-tokenizing 100 KB would make every other caller wait on the memory's worker."""
+"""Only the start of a huge query is embedded and read for cues (entity names, dates): local
+models stop at 256-512 tokens anyway, and scanning 100 KB in Python would take the interpreter
+from every other caller's search."""
 _PKS_CACHE_FILTERS = 256
 _PKS_CACHE_IDS = 2_000_000  # at most ~16 MB of cached row ids
 
@@ -264,8 +265,9 @@ class EngineReads:
         # -- query analysis (headroom.memory.query_analysis): the one reordering step after fusion
         if mode == "hybrid":
             results = boost_named_entities(
-                query, results, entity_boost=cfg.entity_boost, date_boost=cfg.date_boost
-            )
+                query[:_MAX_EMBED_QUERY_CHARS], results,  # cues from what is embedded too
+                entity_boost=cfg.entity_boost, date_boost=cfg.date_boost,
+            )  # fmt: skip
         results.sort(key=lambda r: -r.score)
         return results[:top_k]
 

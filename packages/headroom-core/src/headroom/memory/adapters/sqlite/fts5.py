@@ -36,6 +36,7 @@ from headroom.memory.adapters.sqlite.user_postings import (
     IntArray,
     UserPostings,
     bm25_idf,
+    fts5_totals,
     word_text,
 )
 from headroom.memory.errors import IndexError_
@@ -167,18 +168,6 @@ def create_fts_schema(conn: Connection) -> None:
         conn.exec_driver_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
 
 
-def _varint(data: bytes) -> int:
-    """SQLite's big-endian varint at the start of ``data``."""
-    value = 0
-    for i, byte in enumerate(data[:9]):
-        if i == 8:
-            return (value << 8) | byte
-        value = (value << 7) | (byte & 0x7F)
-        if byte < 0x80:
-            return value
-    return value
-
-
 class FTS5TextIndex:
     """Full-text search over the memories of a :class:`SQLModelMemoryStore`."""
 
@@ -210,14 +199,14 @@ class FTS5TextIndex:
                 self._ensure_temp(conn)
                 with conn.begin():
                     with self._lock:
-                        total = self._row_count(conn)
-                        chosen = self._informative(conn, words)
+                        total, avgdl = fts5_totals(conn)
+                        chosen = self._informative(conn, words, total)
                         # one bm25 phrase per chosen word, as in the FTS5 query (two words with
                         # one stem count twice there too)
                         df, stems = self._df, self._stems
                         weighted = [(t, bm25_idf(total, df[t]))
                                     for w in chosen for t in stems[w] if df.get(t, 0) > 0]  # fmt: skip
-                    hits = self._postings.search(conn, filter.user_id, weighted, k, allowed)
+                    hits = self._postings.search(conn, filter.user_id, weighted, k, allowed, avgdl)
         except (OperationalError, DatabaseError) as exc:
             raise IndexError_(f"full-text search failed: {exc}") from exc
         if hits is None:  # ids out of the in-memory index's range: rank with FTS5
@@ -250,14 +239,18 @@ class FTS5TextIndex:
             raise IndexError_(f"full-text search failed: {exc}") from exc
         return [(int(pk), -float(score)) for pk, score in rows]
 
-    def _informative(self, conn: Connection, words: list[str]) -> list[str]:
+    def _informative(
+        self, conn: Connection, words: list[str], total: int | None = None
+    ) -> list[str]:
         """The words worth querying: bm25 weight > 0 (fewer than half the rows contain them),
         rarest first, at most MAX_QUERY_TERMS; the single rarest word when none qualifies.
 
         Stems are cached for good; non-zero document frequencies until the row count moves by
         1% (a frequency that drifts that little does not change which terms are dropped); terms
-        in no row are looked up again on every query, so a new word is found at once."""
-        total = self._row_count(conn)
+        in no row are looked up again on every query, so a new word is found at once. ``total``
+        is the FTS5 row count when the caller has read it."""
+        if total is None:
+            total = fts5_totals(conn)[0]
         if abs(total - self._df_rows) > max(10, total // 100):  # >1% more or fewer rows: reread
             self._df.clear()
             self._df_rows = total
@@ -321,11 +314,6 @@ class FTS5TextIndex:
             self._stems.clear()
         for i, word in enumerate(words):
             self._stems[word] = tuple(found.get(i, ()))
-
-    @staticmethod
-    def _row_count(conn: Connection) -> int:
-        row = conn.exec_driver_sql(f"SELECT block FROM {FTS_TABLE}_data WHERE id = 1").fetchone()
-        return _varint(bytes(row[0])) if row is not None and row[0] else 0
 
     def rebuild(self) -> None:
         try:

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.engine import Connection
 
-__all__ = ["WORD_RE", "UserPostings", "bm25_idf", "word_text"]
+__all__ = ["WORD_RE", "UserPostings", "bm25_idf", "fts5_totals", "word_text"]
 
 _log = logging.getLogger(__name__)
 K1 = 1.2
@@ -114,11 +114,12 @@ class UserPostings:
         terms: Sequence[tuple[str, float]],
         k: int,
         allowed: IntArray,
+        avgdl: float,
     ) -> list[tuple[int, float]] | None:
         """The user's top ``k`` rows among ``allowed`` (sorted pks) by bm25 over ``terms``
-        (stemmed term, idf), with ``avgdl`` read from the FTS5 totals. ``conn`` is inside a read
-        transaction, so the rows, the sequence and the totals are one snapshot. None when this
-        index cannot answer (ids too large): the caller uses FTS5."""
+        (stemmed term, idf) with FTS5's average row length ``avgdl`` (:func:`fts5_totals`).
+        ``conn`` is inside a read transaction, so the rows, the sequence and the totals are one
+        snapshot. None when this index cannot answer (ids too large): the caller uses FTS5."""
         with self._lock:
             seq = int(conn.exec_driver_sql("SELECT value FROM headroom_meta WHERE key = 'seq'")
                       .scalar_one())  # fmt: skip
@@ -130,7 +131,7 @@ class UserPostings:
                 if rows is None:
                     return None
             self._users.move_to_end(user_id)
-            return self._score(rows, terms, k, allowed, _average_length(conn))
+            return self._score(rows, terms, k, allowed, avgdl)
 
     def clear(self) -> None:
         with self._lock:
@@ -396,16 +397,14 @@ def _top_visible(
         take *= 8
 
 
-def _average_length(conn: Connection) -> float:
-    """FTS5's average row length in tokens over all columns (its ``averages`` record: the row
-    count, then each column's token total, as varints)."""
+def fts5_totals(conn: Connection) -> tuple[int, float]:
+    """FTS5's row count and average row length in tokens over all columns, from its
+    ``averages`` record (the row count, then each column's token total, as varints)."""
     row = conn.exec_driver_sql("SELECT block FROM memory_fts_data WHERE id = 1").fetchone()
-    if row is None or not row[0]:
-        return 1.0
-    values = _varints(bytes(row[0]))
+    values = _varints(bytes(row[0])) if row is not None and row[0] else []
     if not values or values[0] <= 0:
-        return 1.0
-    return sum(values[1:]) / values[0]
+        return 0, 1.0
+    return values[0], sum(values[1:]) / values[0]
 
 
 def _varints(data: bytes) -> list[int]:
