@@ -11,11 +11,12 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 T0 = time.perf_counter()
 
 
-def open_memory(cfg: dict, name: str = "h.db"):
+def open_memory(cfg: dict, name: str = "h.db") -> Any:
     from headroom.memory import HierarchicalMemory, MemoryConfig
 
     config = MemoryConfig(db_path=Path(cfg["dir"]) / name, cache_enabled=False)

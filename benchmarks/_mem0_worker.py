@@ -20,11 +20,12 @@ import os
 import resource
 import sys
 import time
+from typing import Any
 
 T0 = time.perf_counter()
 
 
-def open_memory(cfg: dict):
+def open_memory(cfg: dict) -> Any:
     from mem0 import Memory
 
     return Memory.from_config(
@@ -47,7 +48,7 @@ def open_memory(cfg: dict):
     )
 
 
-def fill(m, items: list[tuple[str, str, dict]]) -> float:
+def fill(m: Any, items: list[tuple[str, str, dict]]) -> float:
     """Store ``(text, user, metadata)`` items through the public ``add(infer=False)``, faster.
 
     Same payloads as plain ``add`` calls, two shortcuts: the texts are embedded in batches by the
@@ -59,7 +60,7 @@ def fill(m, items: list[tuple[str, str, dict]]) -> float:
     if not items:
         return 0.0
     texts = list(dict.fromkeys(text for text, _u, _m in items))
-    table = {}
+    table: dict[str, list[float]] = {}
     for start in range(0, len(texts), 256):
         chunk = texts[start : start + 256]
         table.update(zip(chunk, m.embedding_model.embed_batch(chunk), strict=True))
@@ -125,7 +126,9 @@ def cold(cfg: dict) -> dict:
 def locomo(cfg: dict) -> dict:
     m = open_memory(cfg)
     fill_s = fill(m, [(text, user, {"dia_id": dia}) for user, text, dia in cfg["turns"]])
-    top_k, got, got_wide = cfg["top_k"], [], []
+    top_k = cfg["top_k"]
+    got: list[list[str]] = []
+    got_wide: list[list[str]] = []
     for user, question in cfg["questions"]:
         for k, out in ((top_k, got), (cfg["wide_k"], got_wide)):
             res = m.search(question, filters={"user_id": user}, top_k=k, threshold=0.0)
