@@ -244,9 +244,9 @@ def main() -> None:
                            ("mem0_wide_top_k", "Mem0, top_k=all turns, first 10")):  # fmt: skip
             o = locomo[key]["overall"]
             print(f"  {label:36} {o['R@5']:.3f} / {o['R@10']:.3f}")
-    write_json("peer_mem0.json", {"load_average": load, "args": vars(args),
-                                  "mem0_version": MEM0_VERSION, "results": results,
-                                  "locomo": locomo})  # fmt: skip
+    payload = {"load_average": load, "args": vars(args), "mem0_version": MEM0_VERSION,
+               "results": results, "locomo": locomo}  # fmt: skip
+    write_json("peer_mem0_quick.json" if args.quick else "peer_mem0.json", payload)
 
 
 if __name__ == "__main__":
