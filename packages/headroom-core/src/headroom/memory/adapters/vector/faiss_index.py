@@ -278,8 +278,13 @@ class FaissVectorIndex(FaissPersistence, PersistedIndexBase):
 
     def _positions_of(self, allowed: IntArray) -> IntArray:
         """Sorted unique live positions of the allowed ids (unknown ids are ignored)."""
-        positions = self._map.lookup(allowed, self._ids)
-        return np.unique(positions[positions >= 0])
+        positions = np.sort(self._map.lookup(allowed, self._ids))
+        positions = positions[np.searchsorted(positions, 0) :]  # drop the unknown (-1)
+        if positions.size > 1:  # sort + adjacent compare: several times faster than np.unique
+            repeated = positions[1:] == positions[:-1]
+            if repeated.any():
+                positions = positions[np.concatenate(([True], ~repeated))]
+        return positions
 
     def _selector(self, positions: IntArray) -> tuple[Any, npt.NDArray[np.uint8]]:
         """An IDSelectorBitmap over positions, and the bitmap it points into (keep it alive)."""
@@ -347,6 +352,8 @@ class FaissVectorIndex(FaissPersistence, PersistedIndexBase):
         with self._lock:
             if filter is not None and filter.allowed_ids is not None:
                 positions = self._positions_of(as_id_array(filter.allowed_ids))
+                if positions.size and positions.size == self._count:
+                    return self._search_all(q, k)  # every live vector allowed: no selector
                 return self._search_subset(q, k, positions)
             if not self._count:
                 return []
