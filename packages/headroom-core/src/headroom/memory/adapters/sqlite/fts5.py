@@ -30,15 +30,9 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 
 from headroom.memory.adapters.sql.filters import filter_clause
 from headroom.memory.adapters.sql.tables import MemoryRow
+from headroom.memory.adapters.sqlite.bm25 import WORD_RE, bm25_idf, fts5_totals, word_text
 from headroom.memory.adapters.sqlite.store import SQLModelMemoryStore
-from headroom.memory.adapters.sqlite.user_postings import (
-    WORD_RE,
-    IntArray,
-    UserPostings,
-    bm25_idf,
-    fts5_totals,
-    word_text,
-)
+from headroom.memory.adapters.sqlite.user_postings import IntArray, UserPostings
 from headroom.memory.errors import IndexError_
 from headroom.memory.ports import MemoryFilter
 

@@ -23,8 +23,6 @@ users pass ``max_postings`` (12 bytes each: term, row slot, frequency).
 from __future__ import annotations
 
 import logging
-import math
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -33,23 +31,11 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.engine import Connection
 
-__all__ = ["WORD_RE", "UserPostings", "bm25_idf", "fts5_totals", "word_text"]
+from headroom.memory.adapters.sqlite.bm25 import K1, WORD_RE, B, top_visible, word_text
+
+__all__ = ["UserPostings"]
 
 _log = logging.getLogger(__name__)
-K1 = 1.2
-B = 0.75
-WORD_RE = re.compile(r"\w+", re.UNICODE)
-"""Words are runs of letters and digits: ``\\w+`` over :func:`word_text` (``_`` separates, as
-in FTS5's unicode61), for stored texts here and for queries in
-:func:`~headroom.memory.adapters.sqlite.fts5.query_words`. (``[^\\W_]+`` means the same but
-runs 3x slower.)"""
-
-
-def word_text(text: str) -> str:
-    """``text`` lower-cased with ``_`` made a separator, ready for :data:`WORD_RE`."""
-    return text.lower().replace("_", " ")
-
-
 _MAX_PK = 1 << 28
 """Row ids are mapped through dense arrays; a store with larger ids is searched through FTS5."""
 _MAX_CATCH_UP_ROWS = 50_000
@@ -170,7 +156,7 @@ class UserPostings:
                 norm = K1 * (1.0 - B + scale * rows.lengths[docs].astype(np.float64))
                 acc[docs] += idf * (tf * (K1 + 1.0)) / (tf + norm)
         cand = np.flatnonzero(acc > 0.0)
-        return _top_visible(rows.slot_pk[cand], acc[cand], k, allowed)
+        return top_visible(rows.slot_pk[cand], acc[cand], k, allowed)
 
     # -- keeping in step with the store --------------------------------------------------------
 
@@ -367,67 +353,3 @@ class UserPostings:
             live = rows.slot_pk[rows.slot_pk >= 0]
             self._pk_user[live] = -1
             self._total_postings -= rows.postings
-
-
-def _top_visible(
-    pks: IntArray, scores: npt.NDArray[np.float64], k: int, allowed: IntArray
-) -> list[tuple[int, float]]:
-    """The ``k`` best (score desc, pk asc) of ``pks`` that are in ``allowed`` (sorted) and alive
-    (pk >= 0). Membership is checked best-first in growing slices, so a user with 100k matching
-    rows pays for the few hundred at the top, not for all of them."""
-    if allowed.size == 0 or pks.size == 0:
-        return []
-    take = 4 * k + 16
-    while True:
-        if pks.size > take:
-            part = np.argpartition(-scores, take - 1)[:take]
-            part = np.flatnonzero(scores >= scores[part].min())  # ties at the cut come along
-        else:
-            part = np.arange(pks.size)
-        sub_pks, sub_scores = pks[part], scores[part]
-        pos = np.searchsorted(allowed, sub_pks)
-        pos[pos >= allowed.size] = 0
-        keep = (sub_pks >= 0) & (allowed[pos] == sub_pks)
-        if int(keep.sum()) >= k or part.size == pks.size:
-            sub_pks, sub_scores = sub_pks[keep], sub_scores[keep]
-            order = np.lexsort((sub_pks, -sub_scores))[:k]
-            return [
-                (int(p), float(s)) for p, s in zip(sub_pks[order], sub_scores[order], strict=True)
-            ]
-        take *= 8
-
-
-def fts5_totals(conn: Connection) -> tuple[int, float]:
-    """FTS5's row count and average row length in tokens over all columns, from its
-    ``averages`` record (the row count, then each column's token total, as varints)."""
-    row = conn.exec_driver_sql("SELECT block FROM memory_fts_data WHERE id = 1").fetchone()
-    values = _varints(bytes(row[0])) if row is not None and row[0] else []
-    if not values or values[0] <= 0:
-        return 0, 1.0
-    return values[0], sum(values[1:]) / values[0]
-
-
-def _varints(data: bytes) -> list[int]:
-    out: list[int] = []
-    i = 0
-    while i < len(data):
-        value = 0
-        for j in range(9):
-            byte = data[i]
-            i += 1
-            if j == 8:
-                value = (value << 8) | byte
-                break
-            value = (value << 7) | (byte & 0x7F)
-            if byte < 0x80:
-                break
-            if i >= len(data):
-                return out
-        out.append(value)
-    return out
-
-
-def bm25_idf(rows: int, df: int) -> float:
-    """FTS5's idf: log((N - n + 0.5) / (n + 0.5)), clamped to 1e-6 when not positive."""
-    idf = math.log((rows - df + 0.5) / (df + 0.5)) if rows > 0 else 0.0
-    return idf if idf > 0.0 else 1e-6
