@@ -187,3 +187,49 @@ def test_row_id_cache_survives_other_users_writes_only(tmp_path: Path) -> None:
     finally:
         hm.sync.close()
         other.sync.close()
+
+
+def test_a_big_user_is_loaded_in_the_background_and_fts5_answers_meanwhile(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    hm = _open(tmp_path / "m.db")
+    try:
+        rng = random.Random(5)
+        hm.sync.add_batch(  # words of their own: the load learns (stems) new words
+            [{"content": f"{_sentence(rng)} bigword{i}", "user_id": "big"} for i in range(400)]
+        )
+        hm.sync.add_batch([{"content": _sentence(rng), "user_id": "small"} for _ in range(40)])
+        index = hm._engine.text_index
+        postings = index._postings  # type: ignore[union-attr]
+        postings.background_min_rows = 100
+        gate = threading.Event()
+        real_split = postings._split
+
+        def gated_split(conn, texts):  # type: ignore[no-untyped-def]
+            if len(texts) >= 400:  # the big user's load waits until the test lets it go
+                assert gate.wait(30)
+            return real_split(conn, texts)
+
+        postings._split = gated_split
+        f = search_filter("big")
+        # while the load waits, FTS5 answers: the same ranking
+        _assert_same_ranking(*_both(hm, "python coffee tea", f))
+        assert "big" not in postings._users and "big" in postings._building
+        small = hm.sync.search("python", "small", mode="text")  # small users load at once
+        assert small and "small" in postings._users
+        # writes made while the load runs are replayed when it is installed
+        added = hm.sync.add("User adores python and quokkas", "big")
+        victim = hm.sync.search("python", "big", mode="text", top_k=50)[-1].memory
+        hm.sync.delete(victim.id, user_id="big")
+        gate.set()
+        assert postings.wait_for_builds(30) and "big" in postings._users
+        hits = hm.sync.search("quokkas", "big", mode="text")
+        assert [h.memory.id for h in hits] == [added.id]
+        ids = {h.memory.id for h in hm.sync.search("python", "big", mode="text", top_k=500)}
+        assert victim.id not in ids and added.id in ids
+        for query in ("python coffee tea", "naïve café runs", "quokkas", "bigword7 bigword300"):
+            _assert_same_ranking(*_both(hm, query, f))
+    finally:
+        hm.sync.close()

@@ -20,9 +20,11 @@ Cost follows the user's data, not the store's:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
+from collections.abc import Iterator
 
 from sqlalchemy import column, literal_column, select, table, text
 from sqlalchemy.engine import Connection
@@ -174,7 +176,9 @@ class FTS5TextIndex:
         self._df: dict[str, int] = {}
         self._df_rows = -1  # the row count the cached document frequencies were read at
         self._lock = threading.RLock()  # the caches above are shared by the reader threads
-        self._postings = UserPostings(self._stem_words, max_postings=max_postings)
+        self._postings = UserPostings(
+            self._stem_words, max_postings=max_postings, connect=self._postings_connection
+        )
 
     def search_visible(
         self, query: str, k: int, filter: MemoryFilter, allowed: IntArray
@@ -275,6 +279,13 @@ class FTS5TextIndex:
         scored.sort()
         keep = [s for s in scored if 2 * s[0] < total][:MAX_QUERY_TERMS] or scored[:1]
         return [word for _, _, word in sorted(keep, key=lambda s: s[1])]
+
+    @contextlib.contextmanager
+    def _postings_connection(self) -> Iterator[Connection]:
+        """A pooled connection with the TEMP stemming helpers, for background postings loads."""
+        with self._store.engine.connect() as conn:
+            self._ensure_temp(conn)
+            yield conn
 
     @staticmethod
     def _ensure_temp(conn: Connection) -> None:

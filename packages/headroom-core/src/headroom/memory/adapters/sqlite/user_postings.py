@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +49,20 @@ _MAX_TERMS = 2_000_000
 
 IntArray = npt.NDArray[np.int64]
 StemFn = Callable[[Connection, list[str]], dict[str, tuple[str, ...]]]
+ConnectFn = Callable[[], AbstractContextManager[Connection]]
+_Split = tuple[int, IntArray, IntArray, IntArray]
+
+
+def _read_seq(conn: Connection) -> int:
+    return int(
+        conn.exec_driver_sql("SELECT value FROM headroom_meta WHERE key = 'seq'").scalar_one()
+    )
+
+
+def _user_rows(conn: Connection, user_id: str) -> list[tuple[int, str]]:
+    return [(int(pk), str(text)) for pk, text in conn.exec_driver_sql(
+        "SELECT pk, search_text FROM memories WHERE user_id = ? ORDER BY pk", (user_id,)
+    ).fetchall()]  # fmt: skip
 
 
 class _UserRows:
@@ -70,9 +86,21 @@ class _UserRows:
 class UserPostings:
     """Per-user bm25 over the store's ``memories`` rows (see the module docstring)."""
 
-    def __init__(self, stem: StemFn, *, max_postings: int = 20_000_000) -> None:
+    def __init__(
+        self,
+        stem: StemFn,
+        *,
+        max_postings: int = 20_000_000,
+        connect: ConnectFn | None = None,
+        background_min_rows: int = 2_000,
+    ) -> None:
         self._stem = stem
         self.max_postings = max_postings
+        self._connect = connect
+        self.background_min_rows = background_min_rows
+        """A user with more visible rows than this is loaded by a background thread (``connect``
+        given); until it is ready that user's searches are answered by FTS5 (None here)."""
+        self._building: set[str] = set()
         self._lock = threading.RLock()
         self._users: OrderedDict[str, _UserRows] = OrderedDict()
         self._codes: dict[str, int] = {}  # user id -> code stored in _pk_user
@@ -84,6 +112,7 @@ class UserPostings:
         self._word_ids: dict[str, int] = {}
         self._word_term = np.full(0, -1, np.int32)
         self._word_more: dict[int, tuple[int, ...]] = {}
+        self._generation = 0
         self._reset_words()
         self._seq: int | None = None
         self._total_postings = 0
@@ -103,16 +132,18 @@ class UserPostings:
         avgdl: float,
     ) -> list[tuple[int, float]] | None:
         """The user's top ``k`` rows among ``allowed`` (sorted pks) by bm25 over ``terms``
-        (stemmed term, idf) with FTS5's average row length ``avgdl`` (:func:`fts5_totals`).
+        (stemmed term, idf) with FTS5's average row length ``avgdl`` (``bm25.fts5_totals``).
         ``conn`` is inside a read transaction, so the rows, the sequence and the totals are one
-        snapshot. None when this index cannot answer (ids too large): the caller uses FTS5."""
+        snapshot. None when this index cannot answer now (a big user still loading in the
+        background, ids too large): the caller ranks with FTS5."""
         with self._lock:
-            seq = int(conn.exec_driver_sql("SELECT value FROM headroom_meta WHERE key = 'seq'")
-                      .scalar_one())  # fmt: skip
-            if not self._catch_up(conn, seq):
+            if not self._catch_up(conn, _read_seq(conn)):
                 return None
             rows = self._users.get(user_id)
             if rows is None:
+                if self._connect is not None and allowed.size > self.background_min_rows:
+                    self._start_build(user_id)
+                    return None  # FTS5 answers until the user's postings are ready
                 rows = self._load_user(conn, user_id)
                 if rows is None:
                     return None
@@ -160,6 +191,69 @@ class UserPostings:
 
     # -- keeping in step with the store --------------------------------------------------------
 
+    def wait_for_builds(self, timeout: float = 60.0) -> bool:
+        """Wait until no background load runs (for tests and benchmarks); True when none does."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._building:
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def _start_build(self, user_id: str) -> None:
+        if user_id in self._building:
+            return
+        self._building.add(user_id)
+        threading.Thread(
+            target=self._build, args=(user_id,), name="headroom-postings", daemon=True
+        ).start()
+
+    def _build(self, user_id: str) -> None:
+        """Load a big user off the caller's thread: read and split the rows in one snapshot
+        (the lock is held only to learn new words), then install them and replay what changed
+        for the user since, in a second snapshot under the lock."""
+        assert self._connect is not None
+        try:
+            with self._connect() as conn:
+                with conn.begin():
+                    since = _read_seq(conn)
+                    items = _user_rows(conn, user_id)
+                with conn.begin():  # stemming new words writes the connection's TEMP table
+                    split = self._split(conn, [text for _, text in items])
+                if split is None:
+                    return
+                with conn.begin(), self._lock:
+                    if user_id in self._users or split[0] != self._generation:
+                        return
+                    rows = self._new_user(user_id)
+                    if not self._install(user_id, rows, [pk for pk, _ in items], split):
+                        return
+                    self._replay_user(conn, user_id, since)
+                    self._evict(keep=user_id)
+        except Exception:  # a failed load only means FTS5 keeps answering for this user
+            _log.warning("could not load the text postings of a user", exc_info=True)
+        finally:
+            with self._lock:
+                self._building.discard(user_id)
+
+    def _replay_user(self, conn: Connection, user_id: str, since: int) -> None:
+        """Apply one user's changes after ``since`` (deleted and re-written rows)."""
+        code = self._codes[user_id]
+        for (pk,) in conn.exec_driver_sql(
+            "SELECT pk FROM memory_deletions WHERE seq > ?", (since,)
+        ).fetchall():
+            if pk < self._pk_user.size and self._pk_user[pk] == code:
+                self._kill(int(pk))
+        items = [(int(pk), str(text)) for pk, text in conn.exec_driver_sql(
+            "SELECT pk, search_text FROM memories WHERE user_id = ? AND change_seq > ? "
+            "ORDER BY pk", (user_id, since),
+        ).fetchall()]  # fmt: skip
+        for pk, _ in items:
+            self._kill(pk)
+        self._append(conn, user_id, self._users[user_id], items)
+        self._compact_if_needed(user_id)
+
     def _catch_up(self, conn: Connection, seq: int) -> bool:
         if self._seq == seq:
             return True
@@ -203,10 +297,7 @@ class UserPostings:
             rows.slot_pk[slot] = -1
             rows.dead += 1
 
-    def _load_user(self, conn: Connection, user_id: str) -> _UserRows | None:
-        items = [(int(pk), str(text)) for pk, text in conn.exec_driver_sql(
-            "SELECT pk, search_text FROM memories WHERE user_id = ? ORDER BY pk", (user_id,)
-        ).fetchall()]  # fmt: skip
+    def _new_user(self, user_id: str) -> _UserRows:
         rows = _UserRows()
         if user_id not in self._codes:
             code = self._next_code
@@ -214,6 +305,11 @@ class UserPostings:
             self._codes[user_id] = code
             self._code_users[code] = user_id
         self._users[user_id] = rows
+        return rows
+
+    def _load_user(self, conn: Connection, user_id: str) -> _UserRows | None:
+        items = _user_rows(conn, user_id)
+        rows = self._new_user(user_id)
         if not self._append(conn, user_id, rows, items):
             return None
         self._evict(keep=user_id)
@@ -222,46 +318,59 @@ class UserPostings:
     def _append(
         self, conn: Connection, user_id: str, rows: _UserRows, items: list[tuple[int, str]]
     ) -> bool:
-        """Add rows (pk, text) as new slots of ``rows``; False when a pk is too large.
+        """Add rows (pk, text) as new slots of ``rows``; False when the index must give up
+        (ids too large, or the word table started over)."""
+        if not items:
+            return True
+        split = self._split(conn, [text for _, text in items])
+        return split is not None and self._install(user_id, rows, [pk for pk, _ in items], split)
+
+    def _split(self, conn: Connection, texts: list[str]) -> _Split | None:
+        """Words of ``texts`` as (generation, term ids, text index of each, tokens per text).
 
         All texts are split in one pass: lower-cased one by one (as a query is), joined with an
         upper-case separator word that lower-cased text cannot contain, and every word mapped to
-        its term through the word table, so the cost per row is a few numpy element operations.
-        """
-        if not items:
-            return True
-        top = max(pk for pk, _ in items)
-        if top >= _MAX_PK:
-            _log.info("row ids beyond %d: text search stays on FTS5", _MAX_PK)
-            self.clear()
-            return False
-        self._grow(top + 1)
-        tokens = WORD_RE.findall(f" {_SEP} ".join(word_text(text) for _, text in items))
-        if not self._learn_words(conn, set(tokens)):
-            return False  # the word table was full and started over (and so did every user)
-        word_ids = self._word_ids
+        its term through the word table. The lock is held only while new words are learnt."""
+        tokens = WORD_RE.findall(f" {_SEP} ".join(word_text(text) for text in texts))
+        with self._lock:
+            generation = self._generation
+            if not self._learn_words(conn, set(tokens)):
+                return None  # the word table was full and started over (so did every user)
+            word_ids, word_term, word_more = self._word_ids, self._word_term, self._word_more
         ids = np.fromiter(map(word_ids.__getitem__, tokens), np.int64, len(tokens))
         sep = ids == 0
         keep = ~sep
         words = ids[keep]
         docs = np.cumsum(sep)[keep]
-        terms = self._word_term[words].astype(np.int64)
-        if self._word_more:  # words of several tokens (rare): their other terms
+        terms = word_term[words].astype(np.int64)
+        if word_more:  # words of several tokens (rare): their other terms
             extra = [(t, int(d)) for w, d in zip(words.tolist(), docs.tolist(), strict=True)
-                     if w in self._word_more for t in self._word_more[w]]  # fmt: skip
+                     if w in word_more for t in word_more[w]]  # fmt: skip
             if extra:
                 more = np.asarray(extra, np.int64)
                 terms = np.concatenate([terms, more[:, 0]])
                 docs = np.concatenate([docs, more[:, 1]])
         valid = terms >= 0
         terms, docs = terms[valid], docs[valid]
-        counts = np.bincount(docs, minlength=len(items))
+        return generation, terms, docs, np.bincount(docs, minlength=len(texts))
+
+    def _install(self, user_id: str, rows: _UserRows, pk_list: list[int], split: _Split) -> bool:
+        """Add split texts as new slots of ``rows`` (under the lock)."""
+        generation, terms, docs, counts = split
+        if generation != self._generation:
+            return False
+        top = max(pk_list)
+        if top >= _MAX_PK:
+            _log.info("row ids beyond %d: text search stays on FTS5", _MAX_PK)
+            self.clear()
+            return False
+        self._grow(top + 1)
         first = rows.slot_pk.size
-        pks = np.fromiter((pk for pk, _ in items), np.int64, len(items))
+        pks = np.asarray(pk_list, np.int64)
         rows.slot_pk = np.concatenate([rows.slot_pk, pks])
         rows.lengths = np.concatenate([rows.lengths, counts.astype(np.float32) + 1])  # + owner
         self._pk_user[pks] = self._codes[user_id]
-        self._pk_slot[pks] = np.arange(first, first + len(items), dtype=np.int32)
+        self._pk_slot[pks] = np.arange(first, first + pks.size, dtype=np.int32)
         if terms.size:
             keys = (terms << 32) | (docs + first)
             uniq, tf = np.unique(keys, return_counts=True)  # sorted by (term, slot)
@@ -311,6 +420,7 @@ class UserPostings:
         return True
 
     def _reset_words(self) -> None:
+        self._generation += 1  # splits made with the old table are refused by _install
         self._term_ids = {}
         self._word_ids = {_SEP: 0}  # id 0: the separator between texts
         self._word_term = np.full(1024, -1, np.int32)
