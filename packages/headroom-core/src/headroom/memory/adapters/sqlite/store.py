@@ -10,10 +10,7 @@ processes queue on ``busy_timeout`` instead of failing on a lock upgrade.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
-import sqlite3
-import threading
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Engine, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from headroom.memory.adapters.sql.common import (
     MEMORY_COLUMNS,
@@ -32,7 +29,6 @@ from headroom.memory.adapters.sql.common import (
     TABLE,
     D,
     M,
-    SqlStoreBase,
     check_dimension,
     check_meta,
     close_superseded,
@@ -53,6 +49,7 @@ from headroom.memory.adapters.sql.tables import (
     values_to_memory,
     vector_to_bytes,
 )
+from headroom.memory.adapters.sqlite.changes import SQLiteChangeFeed, translate_errors
 from headroom.memory.adapters.sqlite.connect import create_sqlite_engine
 from headroom.memory.errors import (
     ConfigurationError,
@@ -62,7 +59,7 @@ from headroom.memory.errors import (
     db_error_message,
 )
 from headroom.memory.models import Memory
-from headroom.memory.ports import FloatArray, MemoryFilter, StoreChanges
+from headroom.memory.ports import FloatArray, MemoryFilter
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -78,21 +75,7 @@ R = TypeVar("R")
 T = TABLE.c
 
 
-def _translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except (OperationalError, DatabaseError, sqlite3.Error) as exc:
-            logger.debug("memory store error in %s", fn.__name__, exc_info=True)  # with the SQL
-            raise StorageError(
-                f"memory store error in {fn.__name__}: {db_error_message(exc)}"
-            ) from exc
-
-    return wrapper
-
-
-class SQLModelMemoryStore(SqlStoreBase):
+class SQLModelMemoryStore(SQLiteChangeFeed):
     """The SQLite store (WAL, busy timeout, one file at ``db_path``)."""
 
     def __init__(
@@ -115,13 +98,11 @@ class SQLModelMemoryStore(SqlStoreBase):
         self._engine: Engine | None = None
         self.database_id = ""
         """A random id stored in the database; derived index files record it (see open())."""
-        self._probe: Any = None  # a DB-API connection kept for current_seq()
-        self._probe_lock = threading.Lock()
-        self._probe_state: tuple[int, int] | None = None  # (data_version, seq) last read
+        self._init_change_feed()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    @_translate_errors
+    @translate_errors
     def open(self, *, embedder_model: str, dimension: int) -> None:
         if self.db_path.parent and not self.db_path.parent.exists():
             raise ConfigurationError(f"directory of db_path does not exist: {self.db_path.parent}")
@@ -228,7 +209,7 @@ class SQLModelMemoryStore(SqlStoreBase):
         check_dimension(vector, self._dimension)
         return vector_to_bytes(vector)
 
-    @_translate_errors
+    @translate_errors
     def insert(self, memories: Sequence[Memory], vectors: FloatArray | None) -> list[int]:
         if not memories:
             return []
@@ -249,7 +230,7 @@ class SQLModelMemoryStore(SqlStoreBase):
                 raise StorageError(f"duplicate memory id: {db_error_message(exc)}") from exc
             return [int(r[0]) for r in result]
 
-    @_translate_errors
+    @translate_errors
     def update(self, memory: Memory, vector: FloatArray | None) -> None:
         if memory.context is None:  # records read back carry no context: keep the indexed one
             with self.engine.connect() as conn:
@@ -263,7 +244,7 @@ class SQLModelMemoryStore(SqlStoreBase):
             if result.rowcount == 0:
                 raise MemoryNotFoundError(f"no memory with id {memory.id!r}")
 
-    @_translate_errors
+    @translate_errors
     def supersede(self, old: Memory, new: Memory, vector: FloatArray | None) -> None:
         """Close ``old`` and insert ``new`` atomically; fails if ``old`` was superseded meanwhile."""
         with self._write() as conn:
@@ -274,7 +255,7 @@ class SQLModelMemoryStore(SqlStoreBase):
             values["change_seq"] = seq
             conn.execute(insert(TABLE), [values])  # type: ignore[attr-defined]
 
-    @_translate_errors
+    @translate_errors
     def delete(self, memory_ids: Sequence[str]) -> int:
         if not memory_ids:
             return 0
@@ -284,7 +265,7 @@ class SQLModelMemoryStore(SqlStoreBase):
                 return 0
             return self._delete_pks(conn, pks)
 
-    @_translate_errors
+    @translate_errors
     def delete_matching(self, f: MemoryFilter) -> int:
         with self._write() as conn:
             pks = [int(r[0]) for r in conn.execute(select(T.pk).where(filter_clause(f)))]
@@ -301,13 +282,13 @@ class SQLModelMemoryStore(SqlStoreBase):
 
     # -- reads ---------------------------------------------------------------------------------
 
-    @_translate_errors
+    @translate_errors
     def get(self, memory_id: str) -> Memory | None:
         with self._read() as conn:
             row = conn.execute(select(*MEMORY_COLUMNS).where(T.id == memory_id)).first()
         return row_to_memory(row) if row is not None else None
 
-    @_translate_errors
+    @translate_errors
     def get_by_pks(self, pks: Sequence[int]) -> dict[int, Memory]:
         out: dict[int, Memory] = {}
         with self._read() as conn:  # the search hot path: driver-level SQL, positional rows
@@ -318,7 +299,7 @@ class SQLModelMemoryStore(SqlStoreBase):
                     out[int(row[0])] = values_to_memory(row)
         return out
 
-    @_translate_errors
+    @translate_errors
     def get_vectors(self, pks: Sequence[int]) -> dict[int, FloatArray]:
         out: dict[int, FloatArray] = {}
         with self._read() as conn:  # the search hot path: driver-level SQL
@@ -333,111 +314,30 @@ class SQLModelMemoryStore(SqlStoreBase):
                 out.update({int(r[0]): vecs[i] for i, r in enumerate(rows)})
         return out
 
-    @_translate_errors
+    @translate_errors
     def query(self, f: MemoryFilter) -> list[Memory]:
         with self._read() as conn:
             return [row_to_memory(r) for r in conn.execute(query_statement(filter_clause(f), f))]
 
-    @_translate_errors
+    @translate_errors
     def count(self, f: MemoryFilter) -> int:
         with self._read() as conn:
             return int(conn.execute(select(func.count()).where(filter_clause(f))).scalar_one())
 
-    @_translate_errors
+    @translate_errors
     def matching_pks(self, f: MemoryFilter) -> npt.NDArray[np.int64]:
         with self._read() as conn:
             pks = conn.execute(select(T.pk).where(filter_clause(f))).scalars().all()
         return np.asarray(pks, dtype=np.int64)
 
-    @_translate_errors
-    def current_seq(self) -> int:
-        """The change sequence, read on every search: ``PRAGMA data_version`` on a connection
-        kept for this (it changes only when another connection, of any process, commits) says
-        whether the sequence read last time still holds, so a search on an unchanged store
-        costs microseconds here, not a query through the pool."""
-        with self._probe_lock:
-            if self._probe is None:
-                self._probe = self.engine.raw_connection()
-            cursor = self._probe.cursor()
-            try:
-                version = int(cursor.execute("PRAGMA data_version").fetchone()[0])
-                if self._probe_state is not None and self._probe_state[0] == version:
-                    return self._probe_state[1]
-                seq = int(cursor.execute(
-                    "SELECT value FROM headroom_meta WHERE key = 'seq'").fetchone()[0])  # fmt: skip
-            finally:
-                cursor.close()
-            self._probe_state = (version, seq)  # a commit after the PRAGMA moves it again
-            return seq
-
-    def close(self) -> None:
-        with self._probe_lock:
-            if self._probe is not None:
-                with contextlib.suppress(Exception):
-                    self._probe.close()
-                self._probe, self._probe_state = None, None
-        super().close()
-
-    @_translate_errors
-    def touched_since(
-        self, seq: int, limit: int = 100_000
-    ) -> tuple[int, frozenset[str], npt.NDArray[np.int64]] | None:
-        """What changed after ``seq``, in one snapshot: the sequence now, the users whose rows
-        were written, and the primary keys deleted; None past ``limit`` changed rows (callers
-        then start over). Lets row-id caches keep the entries of users nobody wrote to."""
-        with self._read() as conn:
-            now = int(conn.exec_driver_sql(
-                "SELECT value FROM headroom_meta WHERE key = 'seq'").scalar_one())  # fmt: skip
-            if now == seq:
-                return now, frozenset(), np.empty(0, np.int64)
-            changed = conn.exec_driver_sql(
-                "SELECT count(*) FROM memories WHERE change_seq > ?", (seq,)
-            ).scalar_one()
-            if changed > limit:
-                return None
-            users = frozenset(str(u) for (u,) in conn.exec_driver_sql(
-                "SELECT DISTINCT user_id FROM memories WHERE change_seq > ?", (seq,)))  # fmt: skip
-            deleted = np.fromiter((int(p) for (p,) in conn.exec_driver_sql(
-                "SELECT pk FROM memory_deletions WHERE seq > ?", (seq,))), np.int64)  # fmt: skip
-        return now, users, deleted
-
-    @_translate_errors
-    def changes_since(self, seq: int) -> StoreChanges:
-        with self._read() as conn:
-            now = int(conn.execute(select(M.c.value).where(M.c.key == "seq")).scalar_one())
-            if now == seq:
-                return StoreChanges(seq=now)
-            rows = conn.execute(
-                select(T.pk, T.embedding).where(T.change_seq > seq, T.embedding.is_not(None))
-            ).all()
-            removed = conn.execute(select(D.c.pk).where(D.c.seq > seq)).scalars().all()
-        return StoreChanges(
-            upserted_ids=[int(r.pk) for r in rows],
-            upserted_vectors=bytes_to_vectors([r.embedding for r in rows], self._dimension),
-            removed_ids=[int(p) for p in removed],
-            seq=now,
-        )
-
-    @_translate_errors
-    def snapshot_vectors(self) -> tuple[int, list[int], FloatArray]:
-        """Every stored vector and the sequence number they are consistent with (one read)."""
-        with self._read() as conn:
-            now = int(conn.execute(select(M.c.value).where(M.c.key == "seq")).scalar_one())
-            rows = conn.execute(select(T.pk, T.embedding).where(T.embedding.is_not(None))).all()
-        return (
-            now,
-            [int(r.pk) for r in rows],
-            bytes_to_vectors([r.embedding for r in rows], self._dimension),
-        )
-
-    @_translate_errors
+    @translate_errors
     def vector_count(self) -> int:
         with self._read() as conn:
             return int(
                 conn.execute(select(func.count()).where(T.embedding.is_not(None))).scalar_one()
             )
 
-    @_translate_errors
+    @translate_errors
     def stats(self, user_id: str | None = None) -> dict[str, Any]:
         size = sum(
             p.stat().st_size for p in (self.db_path, Path(f"{self.db_path}-wal")) if p.exists()

@@ -33,7 +33,8 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.engine import Connection
 
-from headroom.memory.adapters.sqlite.bm25 import K1, WORD_RE, B, top_visible, word_text
+from headroom.memory.adapters.sqlite.bm25 import WORD_RE, word_text
+from headroom.memory.adapters.sqlite.user_rows import UserRows
 
 __all__ = ["UserPostings"]
 
@@ -65,24 +66,6 @@ def _user_rows(conn: Connection, user_id: str) -> list[tuple[int, str]]:
     ).fetchall()]  # fmt: skip
 
 
-class _UserRows:
-    """One user's rows: slot -> pk (-1 once dead) and length, postings sorted by (term, slot)."""
-
-    __slots__ = ("dead", "docs", "lengths", "slot_pk", "terms", "tfs")
-
-    def __init__(self) -> None:
-        self.slot_pk: IntArray = np.empty(0, np.int64)
-        self.lengths = np.empty(0, np.float32)  # small integers: exact in float32
-        self.terms = np.empty(0, np.int32)
-        self.docs = np.empty(0, np.int32)
-        self.tfs = np.empty(0, np.float32)
-        self.dead = 0
-
-    @property
-    def postings(self) -> int:
-        return int(self.terms.size)
-
-
 class UserPostings:
     """Per-user bm25 over the store's ``memories`` rows (see the module docstring)."""
 
@@ -102,7 +85,7 @@ class UserPostings:
         given); until it is ready that user's searches are answered by FTS5 (None here)."""
         self._building: set[str] = set()
         self._lock = threading.RLock()
-        self._users: OrderedDict[str, _UserRows] = OrderedDict()
+        self._users: OrderedDict[str, UserRows] = OrderedDict()
         self._codes: dict[str, int] = {}  # user id -> code stored in _pk_user
         self._code_users: dict[int, str] = {}
         self._next_code = 0
@@ -165,29 +148,15 @@ class UserPostings:
 
     def _score(
         self,
-        rows: _UserRows,
+        rows: UserRows,
         terms: Sequence[tuple[str, float]],
         k: int,
         allowed: IntArray,
         avgdl: float,
     ) -> list[tuple[int, float]]:
-        ids = [(self._term_ids.get(t), idf) for t, idf in terms]
-        known = [(tid, idf) for tid, idf in ids if tid is not None]
-        if not known or rows.slot_pk.size == 0:
-            return []
-        tids = np.asarray([t for t, _ in known], dtype=np.int32)
-        starts = np.searchsorted(rows.terms, tids, side="left").tolist()
-        ends = np.searchsorted(rows.terms, tids, side="right").tolist()
-        scale = B / max(avgdl, 1e-9)
-        acc = np.zeros(rows.slot_pk.size, np.float64)
-        for (_, idf), lo, hi in zip(known, starts, ends, strict=True):
-            if hi > lo:
-                docs = rows.docs[lo:hi]
-                tf = rows.tfs[lo:hi].astype(np.float64)  # score in double, as FTS5 does
-                norm = K1 * (1.0 - B + scale * rows.lengths[docs].astype(np.float64))
-                acc[docs] += idf * (tf * (K1 + 1.0)) / (tf + norm)
-        cand = np.flatnonzero(acc > 0.0)
-        return top_visible(rows.slot_pk[cand], acc[cand], k, allowed)
+        known = [(tid, idf) for tid, idf in ((self._term_ids.get(t), idf) for t, idf in terms)
+                 if tid is not None]  # fmt: skip
+        return rows.top(known, k, allowed, avgdl)
 
     # -- keeping in step with the store --------------------------------------------------------
 
@@ -297,8 +266,8 @@ class UserPostings:
             rows.slot_pk[slot] = -1
             rows.dead += 1
 
-    def _new_user(self, user_id: str) -> _UserRows:
-        rows = _UserRows()
+    def _new_user(self, user_id: str) -> UserRows:
+        rows = UserRows()
         if user_id not in self._codes:
             code = self._next_code
             self._next_code += 1
@@ -307,7 +276,7 @@ class UserPostings:
         self._users[user_id] = rows
         return rows
 
-    def _load_user(self, conn: Connection, user_id: str) -> _UserRows | None:
+    def _load_user(self, conn: Connection, user_id: str) -> UserRows | None:
         items = _user_rows(conn, user_id)
         rows = self._new_user(user_id)
         if not self._append(conn, user_id, rows, items):
@@ -316,7 +285,7 @@ class UserPostings:
         return rows
 
     def _append(
-        self, conn: Connection, user_id: str, rows: _UserRows, items: list[tuple[int, str]]
+        self, conn: Connection, user_id: str, rows: UserRows, items: list[tuple[int, str]]
     ) -> bool:
         """Add rows (pk, text) as new slots of ``rows``; False when the index must give up
         (ids too large, or the word table started over)."""
@@ -354,7 +323,7 @@ class UserPostings:
         terms, docs = terms[valid], docs[valid]
         return generation, terms, docs, np.bincount(docs, minlength=len(texts))
 
-    def _install(self, user_id: str, rows: _UserRows, pk_list: list[int], split: _Split) -> bool:
+    def _install(self, user_id: str, rows: UserRows, pk_list: list[int], split: _Split) -> bool:
         """Add split texts as new slots of ``rows`` (under the lock)."""
         generation, terms, docs, counts = split
         if generation != self._generation:
@@ -428,17 +397,9 @@ class UserPostings:
 
     def _compact_if_needed(self, user_id: str) -> None:
         rows = self._users[user_id]
-        if rows.dead <= max(64, rows.slot_pk.size // 4):
-            return
-        alive = rows.slot_pk >= 0
-        new_slot = np.cumsum(alive) - 1
-        keep = alive[rows.docs]
-        self._total_postings -= int(rows.terms.size - keep.sum())
-        rows.terms, rows.tfs = rows.terms[keep], rows.tfs[keep]
-        rows.docs = new_slot[rows.docs[keep]].astype(np.int32)
-        rows.slot_pk, rows.lengths = rows.slot_pk[alive], rows.lengths[alive]
-        rows.dead = 0
-        self._pk_slot[rows.slot_pk] = np.arange(rows.slot_pk.size, dtype=np.int32)
+        if rows.dead > max(64, rows.slot_pk.size // 4):
+            self._total_postings -= rows.compact()
+            self._pk_slot[rows.slot_pk] = np.arange(rows.slot_pk.size, dtype=np.int32)
 
     def _grow(self, size: int) -> None:
         if size <= self._pk_user.size:
