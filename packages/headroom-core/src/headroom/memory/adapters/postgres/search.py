@@ -40,14 +40,22 @@ __all__ = ["PgTextIndex", "PgVectorIndex", "query_terms", "tsquery_text"]
 logger = logging.getLogger(__name__)
 T = TABLE.c
 
-_EXACT_SQL = text(
+
+def _pk_sql(template: str, user_id: bool) -> Any:
+    owned = "user_id = :u AND pk = ANY(:pks)" if user_id else "pk = ANY(:pks)"
+    return text(template.format(owned=owned)).bindparams(
+        bindparam("q", type_=PgVector()), bindparam("pks", type_=ARRAY(BigInteger))
+    )
+
+
+_EXACT = (
     "WITH c AS MATERIALIZED (SELECT pk, embedding <=> :q AS d FROM memories "
-    "WHERE pk = ANY(:pks) AND embedding IS NOT NULL) SELECT pk, d FROM c ORDER BY d, pk LIMIT :k"
-).bindparams(bindparam("q", type_=PgVector()), bindparam("pks", type_=ARRAY(BigInteger)))
-_INDEX_SQL = text(
-    "SELECT pk, embedding <=> :q AS d FROM memories WHERE pk = ANY(:pks) "
-    "ORDER BY embedding <=> :q LIMIT :k"
-).bindparams(bindparam("q", type_=PgVector()), bindparam("pks", type_=ARRAY(BigInteger)))
+    "WHERE {owned} AND embedding IS NOT NULL) SELECT pk, d FROM c ORDER BY d, pk LIMIT :k"
+)
+_INDEX = "SELECT pk, embedding <=> :q AS d FROM memories WHERE {owned} ORDER BY embedding <=> :q LIMIT :k"
+# keyed by whether the owner is known (the query then also filters by user_id: one shard)
+_EXACT_SQL = {False: _pk_sql(_EXACT, False), True: _pk_sql(_EXACT, True)}
+_INDEX_SQL = {False: _pk_sql(_INDEX, False), True: _pk_sql(_INDEX, True)}
 _ALL_SQL = text(
     "SELECT pk, embedding <=> :q AS d FROM memories WHERE embedding IS NOT NULL "
     "ORDER BY embedding <=> :q LIMIT :k"
@@ -94,6 +102,12 @@ class PgVectorIndex:
             return []
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
         allowed = None if filter is None else filter.allowed_ids
+        user_id = None if filter is None else filter.user_id
+        params: dict[str, Any] = {"q": q, "k": k}
+        if allowed is not None:
+            params["pks"] = allowed.tolist()
+            if user_id is not None:
+                params["u"] = user_id
         with self._store.engine.connect() as conn, conn.begin():
             if allowed is not None and len(allowed) == 0:
                 return []
@@ -102,7 +116,7 @@ class PgVectorIndex:
                 if allowed is None:
                     rows = conn.execute(_ALL_SQL, {"q": q, "k": k}).all()
                 else:
-                    rows = conn.execute(_EXACT_SQL, {"q": q, "pks": allowed.tolist(), "k": k}).all()
+                    rows = conn.execute(_EXACT_SQL[user_id is not None], params).all()
             else:
                 self.last_plan = "hnsw"
                 conn.exec_driver_sql("SET LOCAL hnsw.iterative_scan = strict_order")
@@ -114,7 +128,7 @@ class PgVectorIndex:
                 if allowed is None:
                     rows = conn.execute(_ALL_SQL, {"q": q, "k": k}).all()
                 else:
-                    rows = conn.execute(_INDEX_SQL, {"q": q, "pks": allowed.tolist(), "k": k}).all()
+                    rows = conn.execute(_INDEX_SQL[user_id is not None], params).all()
         return [(int(pk), 1.0 - float(d)) for pk, d in rows]
 
 
