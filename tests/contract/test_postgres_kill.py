@@ -196,8 +196,9 @@ def kill_idle(admin_url: str) -> int:
 
 def test_langchain_history_killed_mid_append(store_url: str, postgres_server: str) -> None:
     pytest.importorskip("langchain_core")
-    from headroom_langchain.chat_history import HeadroomChatMessageHistory
     from langchain_core.messages import AIMessage, HumanMessage
+
+    from headroom_langchain.chat_history import HeadroomChatMessageHistory
 
     history = HeadroomChatMessageHistory("s1", db_path=store_url, user_id="alice")
     history.add_messages([HumanMessage("hi")])
@@ -218,8 +219,9 @@ def test_llamaindex_chat_store_killed_mid_write_and_between(
     store_url: str, postgres_server: str
 ) -> None:
     pytest.importorskip("llama_index.core")
-    from headroom_llamaindex.chat_store import HeadroomChatStore
     from llama_index.core.llms import ChatMessage
+
+    from headroom_llamaindex.chat_store import HeadroomChatStore
 
     store = HeadroomChatStore(db_path=store_url)
     store.add_message("k", ChatMessage(role="user", content="one"))

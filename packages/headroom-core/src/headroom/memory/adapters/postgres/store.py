@@ -405,7 +405,8 @@ class PostgresMemoryStore(SqlStoreBase):
     @retried
     def count(self, f: MemoryFilter) -> int:
         with self._read() as conn:
-            return int(conn.execute(select(func.count()).where(pg_filter_clause(f))).scalar_one())
+            stmt = select(func.count()).select_from(TABLE).where(pg_filter_clause(f))
+            return int(conn.execute(stmt).scalar_one())
 
     @translate_errors
     @retried
