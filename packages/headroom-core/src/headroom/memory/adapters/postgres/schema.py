@@ -87,6 +87,9 @@ def _schema_ddl(dim: int) -> list[str]:
         "DROP INDEX ix_memories_id",
         "CREATE UNIQUE INDEX ux_memories_user_id_id ON memories (user_id, id)",
         "CREATE INDEX ix_memories_id ON memories (id)",
+        # keep the vector in the row (pgvector stores it out of line once a row passes ~2 KB,
+        # which a 384-d row does: each vector read was then 2 more index + heap look-ups)
+        "ALTER TABLE memories SET (toast_tuple_target = 8160)",
         # change_seq is SQLite's replay stamp; PostgreSQL never reads it (always 0 here)
         "DROP INDEX ix_memories_change_seq",
     ]
