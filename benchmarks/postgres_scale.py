@@ -158,7 +158,13 @@ def search_latency(location: str | Path, users: int, queries: int, seed: int = 1
         hm.sync.close()
 
 
-def _writer(location: str, tag: str, count: int, batch: int, go: Any, done: Any) -> None:
+def _writer(
+    location: str, tag: str, count: int, batch: int, stripes: int, go: Any, done: Any
+) -> None:
+    if stripes:  # A/B: 1 stripe is one counter row for every writer (the earlier design)
+        import headroom.memory.adapters.postgres.store as pg_store
+
+        pg_store.SEQ_STRIPES = stripes
     hm = _open(location)
     rng = random.Random(tag)
     go.wait()
@@ -258,12 +264,15 @@ def _tree_cpu(root: int | None) -> float | None:
     return total
 
 
-def concurrent_writers(location: str, writers: int, per_writer: int, batch: int) -> dict[str, Any]:
+def concurrent_writers(
+    location: str, writers: int, per_writer: int, batch: int, stripes: int = 0
+) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     go, done = ctx.Event(), ctx.Queue()
     tags = [f"w{uuid.uuid4().hex[:6]}" for _ in range(writers)]
     procs = [
-        ctx.Process(target=_writer, args=(location, t, per_writer, batch, go, done)) for t in tags
+        ctx.Process(target=_writer, args=(location, t, per_writer, batch, stripes, go, done))
+        for t in tags
     ]
     for p in procs:
         p.start()
@@ -355,8 +364,9 @@ def _load_part(args: argparse.Namespace, admin: str, tmp: str, results: dict[str
 
 def _writers_part(args: argparse.Namespace, admin: str, results: dict[str, Any]) -> None:
     total, batch = args.per_writer * args.writers, args.batch
-    one = concurrent_writers(_fresh_database(admin), 1, total, batch)
-    many = concurrent_writers(_fresh_database(admin), args.writers, args.per_writer, batch)
+    stripes = args.seq_stripes
+    one = concurrent_writers(_fresh_database(admin), 1, total, batch, stripes)
+    many = concurrent_writers(_fresh_database(admin), args.writers, args.per_writer, batch, stripes)
     scaling = round(many["per_s"] / one["per_s"], 2)
     results["writers"] = {"one": one, "many": many, "scaling": scaling}
     print()
@@ -385,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["load", "writers"], help="one part (merged into JSON)")
     parser.add_argument("--batch", type=int, default=200, help="add_batch size of each writer")
     parser.add_argument("--embedder", choices=["hash", "default"], default="hash")
+    parser.add_argument(
+        "--seq-stripes", type=int, default=0, help="A/B: counter rows of the change sequence"
+    )
     parser.add_argument("--pg-hnsw", choices=["auto", "never", "always"], default="auto")
     parser.add_argument("--out", default="postgres_scale.json", help="JSON file in results/")
     args = parser.parse_args(argv)
