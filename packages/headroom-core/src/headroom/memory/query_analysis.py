@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_YEAR = re.compile(r"(19|20)\d\d")
+_YEAR_WORD = re.compile(r"\b(?:19|20)\d\d\b")  # a whole \w+ word that is a year
+_CAPITALISED = re.compile(r"\b[A-Z][A-Za-z]{2,8}\b")  # whole words only, like month names
 _MONTHS = {
     name: i
     for i, names in enumerate(
@@ -95,12 +96,16 @@ def _words(text: str) -> frozenset[str]:
 
 
 def analyse_query(query: str) -> QueryAnalysis:
-    raw = _WORD.findall(query or "")
-    words = frozenset(w.lower() for w in raw)
+    """Linear and C-speed on long messages: one lower-cased word scan, then two scans that only
+    look at capitalised ASCII words (month names) and four-digit years."""
+    text = query or ""
+    words = frozenset(_WORD.findall(text.lower()))
     # Month names must be capitalised in the query ("may", "march" are also ordinary words);
     # abbreviations count only when capitalised too ("Oct").
-    months = frozenset(_MONTHS[w.lower()] for w in raw if w[:1].isupper() and w.lower() in _MONTHS)
-    years = frozenset(int(w) for w in raw if _YEAR.fullmatch(w))
+    months = frozenset(
+        _MONTHS[w.lower()] for w in _CAPITALISED.findall(text) if w.lower() in _MONTHS
+    )
+    years = frozenset(int(w) for w in _YEAR_WORD.findall(text))
     return QueryAnalysis(words, months, years)
 
 

@@ -363,7 +363,8 @@ _CONFIG_INTS = {  # field: (low, high)
     "vector_dimension": (1, 65_536), "vector_cache_size_kb": (0, 2**40), "hnsw_m": (2, 4096),
     "hnsw_ef_construction": (1, 2**20), "hnsw_ef_search": (1, 2**20), "hnsw_min_entries": (0, 2**62),
     "embedder_batch_size": (1, 2**20), "cache_max_size": (0, 2**40), "hybrid_candidates": (1, MAX_TOP_K),
-    "rrf_k": (0, 2**20), "busy_timeout_ms": (0, 2**31 - 1),
+    "rrf_k": (0, 2**20), "busy_timeout_ms": (0, 2**31 - 1), "read_threads": (1, 64),
+    "text_postings_max": (0, 2**40),
 }  # fmt: skip
 _CONFIG_OPTIONAL_INTS = {"hnsw_max_entries": (0, 2**62), "embedder_threads": (1, 1024)}
 _CONFIG_FLOATS = {  # field: (low, high)

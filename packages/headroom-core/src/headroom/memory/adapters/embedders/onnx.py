@@ -129,11 +129,20 @@ class OnnxEmbedder(LocalEmbedderBase):
             self._dimension = int(self._run(["dimension probe"]).shape[1])
 
     def _encode(self, texts: list[str]) -> FloatArray:
-        chunks = [
-            self._run(texts[start : start + self._batch_size])
-            for start in range(0, len(texts), self._batch_size)
-        ]
-        return np.concatenate(chunks, axis=0)
+        """Batches of similar lengths (each batch is padded to its longest text, so mixing a
+        long text with short ones would make the short ones cost as much), in input order."""
+        if len(texts) <= self._batch_size:
+            return self._run(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: FloatArray | None = None
+        for start in range(0, len(order), self._batch_size):
+            idx = order[start : start + self._batch_size]
+            vectors = self._run([texts[i] for i in idx])
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[idx] = vectors
+        assert out is not None
+        return out
 
     def close(self) -> None:
         """Release the session (it is reopened if the embedder is used again)."""

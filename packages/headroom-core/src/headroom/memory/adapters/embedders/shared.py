@@ -5,13 +5,16 @@ test, a web app opening one memory per tenant) must not load the model once per 
 factory asks :func:`shared_embedder` for a handle; handles on the same key share one underlying
 embedder, which is closed when the last handle is closed. Calls are serialised by a per-model
 lock, so the lazily loading adapters are never loaded twice and the model runs one batch at a time
-(on a small machine two concurrent batches are slower than two consecutive ones).
+(on a small machine two concurrent batches are slower than two consecutive ones); a big batch takes
+the lock per chunk, so a search's query embedding never waits for all of another caller's batch.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Sequence
+
+import numpy as np
 
 from headroom.memory.ports import Embedder, FloatArray
 
@@ -25,6 +28,8 @@ class _Entry:
         self.lock = threading.RLock()
 
 
+LOCK_CHUNK = 32
+"""Texts embedded per hold of the model's lock (one ONNX batch)."""
 _registry: dict[Hashable, _Entry] = {}
 _registry_lock = threading.Lock()
 
@@ -59,9 +64,24 @@ class SharedEmbedderHandle:
         return self._live().inner.model_name
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
+        """Embed under the model's lock, taken per chunk of :data:`LOCK_CHUNK` texts (similar
+        lengths together), so another caller's query waits for one chunk, never for all of a
+        big batch."""
         entry = self._live()
-        with entry.lock:
-            return entry.inner.embed(texts)
+        if len(texts) <= LOCK_CHUNK:
+            with entry.lock:
+                return entry.inner.embed(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: FloatArray | None = None
+        for start in range(0, len(order), LOCK_CHUNK):
+            idx = order[start : start + LOCK_CHUNK]
+            with entry.lock:
+                vectors = entry.inner.embed([texts[i] for i in idx])
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[idx] = vectors
+        assert out is not None
+        return out
 
     def close(self) -> None:
         entry, self._entry = self._entry, None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlmodel import Field, SQLModel
 from headroom.memory.models import Memory, MemoryCategory, ScopeLevel
 
 __all__ = [
+    "MEMORY_SELECT_SQL",
     "DeletionRow",
     "MemoryRow",
     "MetaRow",
@@ -22,6 +24,7 @@ __all__ = [
     "memory_to_values",
     "row_to_memory",
     "table_metadata",
+    "values_to_memory",
 ]
 
 table_metadata = SQLModel.metadata
@@ -149,6 +152,39 @@ def row_to_memory(row: Any) -> Memory:
         superseded_by=m["superseded_by"],
         promoted_from=ScopeLevel(m["promoted_from"]) if m["promoted_from"] else None,
     )
+
+
+MEMORY_SELECT_SQL = (
+    "SELECT pk, id, user_id, session_id, agent_id, turn_id, scope_level, category, importance, "
+    "content, entity_refs, metadata_json, created_at, updated_at, valid_from, valid_until, "
+    "supersedes, superseded_by, promoted_from FROM memories"
+)
+"""The driver-level SELECT whose rows :func:`values_to_memory` reads (pk first)."""
+_SCOPES = {s.value: s for s in ScopeLevel}
+_CATEGORIES = {c.value: c for c in MemoryCategory}
+
+
+def _json(text: str, empty: Any) -> Any:
+    return empty if text in ("[]", "{}") else json.loads(text)
+
+
+def values_to_memory(v: Sequence[Any]) -> Memory:
+    """Build a :class:`Memory` from a raw driver row of :data:`MEMORY_SELECT_SQL` (the hot read
+    path: no SQLAlchemy result processing)."""
+    return Memory(
+        id=v[1], content=v[9], user_id=v[2], session_id=v[3], agent_id=v[4], turn_id=v[5],
+        scope_level=_SCOPES[v[6]], category=_CATEGORIES[v[7]], importance=float(v[8]),
+        entity_refs=_json(v[10], []), metadata=_json(v[11], {}),
+        created_at=_ts(v[12]), updated_at=_ts(v[13]), valid_from=_ts(v[14]),
+        valid_until=_ts(v[15]) if v[15] is not None else None,
+        supersedes=v[16], superseded_by=v[17],
+        promoted_from=_SCOPES[v[18]] if v[18] else None,
+    )  # fmt: skip
+
+
+def _ts(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 
 from sqlalchemy import column, literal_column, select, table, text
 from sqlalchemy.engine import Connection
@@ -30,6 +31,14 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from headroom.memory.adapters.sql.filters import filter_clause
 from headroom.memory.adapters.sql.tables import MemoryRow
 from headroom.memory.adapters.sqlite.store import SQLModelMemoryStore
+from headroom.memory.adapters.sqlite.user_postings import (
+    WORD_RE,
+    IntArray,
+    UserPostings,
+    bm25_idf,
+    fts5_totals,
+    word_text,
+)
 from headroom.memory.errors import IndexError_
 from headroom.memory.ports import MemoryFilter
 
@@ -76,7 +85,8 @@ _STOPWORDS = frozenset(
     just more most no nor not now only other own same should some such too under until up very
     s t don""".split()
 )
-_TOKEN = re.compile(r"\w+", re.UNICODE)
+_SEPARATOR = re.compile(r"[\W_]", re.UNICODE)
+_SCAN_CHARS = 8192
 MAX_QUERY_TERMS = 32
 """At most this many terms (the rarest in the index) go into one FTS5 query."""
 MAX_CANDIDATE_TERMS = 512
@@ -94,7 +104,20 @@ def owner_token(user_id: str) -> str:
 def query_words(user_text: str, limit: int = MAX_CANDIDATE_TERMS) -> list[str]:
     """Distinct lower-cased words of ``user_text`` (stopwords dropped unless nothing else is
     left), in first-occurrence order, at most ``limit``. Linear in the length of the text."""
-    tokens = dict.fromkeys(_TOKEN.findall((user_text or "").lower()))
+    text = user_text or ""
+    tokens: dict[str, None] = {}
+    informative = 0
+    start = 0
+    while start < len(text) and informative < limit:  # a 100 KB message stops early
+        end = start + _SCAN_CHARS
+        if end < len(text):  # cut at a separator, never inside a word
+            cut = _SEPARATOR.search(text, end)
+            end = cut.start() if cut else len(text)
+        for token in WORD_RE.findall(word_text(text[start:end])):
+            if token not in tokens:
+                tokens[token] = None
+                informative += token not in _STOPWORDS
+        start = end
     words = [t for t in tokens if t not in _STOPWORDS] or list(tokens)
     return words[:limit]
 
@@ -145,29 +168,50 @@ def create_fts_schema(conn: Connection) -> None:
         conn.exec_driver_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
 
 
-def _varint(data: bytes) -> int:
-    """SQLite's big-endian varint at the start of ``data``."""
-    value = 0
-    for i, byte in enumerate(data[:9]):
-        if i == 8:
-            return (value << 8) | byte
-        value = (value << 7) | (byte & 0x7F)
-        if byte < 0x80:
-            return value
-    return value
-
-
 class FTS5TextIndex:
     """Full-text search over the memories of a :class:`SQLModelMemoryStore`."""
 
-    stem_cache_size = 50_000
+    stem_cache_size = 200_000
     """Words whose stems are remembered (stemming never changes)."""
 
-    def __init__(self, store: SQLModelMemoryStore) -> None:
+    def __init__(self, store: SQLModelMemoryStore, *, max_postings: int = 20_000_000) -> None:
         self._store = store
         self._stems: dict[str, tuple[str, ...]] = {}
         self._df: dict[str, int] = {}
         self._df_rows = -1  # the row count the cached document frequencies were read at
+        self._lock = threading.RLock()  # the caches above are shared by the reader threads
+        self._postings = UserPostings(self._stem_words, max_postings=max_postings)
+
+    def search_visible(
+        self, query: str, k: int, filter: MemoryFilter, allowed: IntArray
+    ) -> list[tuple[int, float]]:
+        """:meth:`search` for a filter of one user whose visible rows are ``allowed`` (the
+        sorted pks ``filter`` selects, read by the caller), ranked from the user's in-memory
+        postings (:mod:`~headroom.memory.adapters.sqlite.user_postings`): the same bm25 as FTS5,
+        at a cost that follows the user's rows instead of the whole table's."""
+        words = query_words(query)
+        if not words or k <= 0 or allowed.size == 0:
+            return []
+        if filter.user_id is None:
+            return self.search(query, k, filter)
+        try:
+            with self._store.engine.connect() as conn:
+                self._ensure_temp(conn)
+                with conn.begin():
+                    with self._lock:
+                        total, avgdl = fts5_totals(conn)
+                        chosen = self._informative(conn, words, total)
+                        # one bm25 phrase per chosen word, as in the FTS5 query (two words with
+                        # one stem count twice there too)
+                        df, stems = self._df, self._stems
+                        weighted = [(t, bm25_idf(total, df[t]))
+                                    for w in chosen for t in stems[w] if df.get(t, 0) > 0]  # fmt: skip
+                    hits = self._postings.search(conn, filter.user_id, weighted, k, allowed, avgdl)
+        except (OperationalError, DatabaseError) as exc:
+            raise IndexError_(f"full-text search failed: {exc}") from exc
+        if hits is None:  # ids out of the in-memory index's range: rank with FTS5
+            return self.search(query, k, filter)
+        return hits
 
     def search(self, query: str, k: int, filter: MemoryFilter) -> list[tuple[int, float]]:
         words = query_words(query)
@@ -175,7 +219,8 @@ class FTS5TextIndex:
             return []
         try:
             with self._store.engine.connect() as conn:
-                terms = self._informative(conn, words)
+                with self._lock:
+                    terms = self._informative(conn, words)
                 if not terms:
                     return []
                 match = f"search_text : ({_or(terms)})"
@@ -194,14 +239,18 @@ class FTS5TextIndex:
             raise IndexError_(f"full-text search failed: {exc}") from exc
         return [(int(pk), -float(score)) for pk, score in rows]
 
-    def _informative(self, conn: Connection, words: list[str]) -> list[str]:
+    def _informative(
+        self, conn: Connection, words: list[str], total: int | None = None
+    ) -> list[str]:
         """The words worth querying: bm25 weight > 0 (fewer than half the rows contain them),
         rarest first, at most MAX_QUERY_TERMS; the single rarest word when none qualifies.
 
         Stems are cached for good; non-zero document frequencies until the row count moves by
         1% (a frequency that drifts that little does not change which terms are dropped); terms
-        in no row are looked up again on every query, so a new word is found at once."""
-        total = self._row_count(conn)
+        in no row are looked up again on every query, so a new word is found at once. ``total``
+        is the FTS5 row count when the caller has read it."""
+        if total is None:
+            total = fts5_totals(conn)[0]
         if abs(total - self._df_rows) > max(10, total // 100):  # >1% more or fewer rows: reread
             self._df.clear()
             self._df_rows = total
@@ -233,13 +282,26 @@ class FTS5TextIndex:
         keep = [s for s in scored if 2 * s[0] < total][:MAX_QUERY_TERMS] or scored[:1]
         return [word for _, _, word in sorted(keep, key=lambda s: s[1])]
 
-    def _stem(self, conn: Connection, words: list[str]) -> None:
-        """Stem ``words`` with the index's own tokenizer (a TEMP FTS5 table and its vocabulary)."""
+    @staticmethod
+    def _ensure_temp(conn: Connection) -> None:
+        """Create the per-connection TEMP helpers (outside any transaction of the caller)."""
         if not conn.info.get("headroom_fts_temp"):
             for statement in _TEMP_DDL:
                 conn.exec_driver_sql(statement)
             conn.commit()  # TEMP objects live as long as the pooled connection
             conn.info["headroom_fts_temp"] = True
+
+    def _stem_words(self, conn: Connection, words: list[str]) -> dict[str, tuple[str, ...]]:
+        """Stems of ``words`` (cached), for the in-memory postings."""
+        with self._lock:
+            unknown = [w for w in words if w not in self._stems]
+            if unknown:
+                self._stem(conn, unknown)
+            return {w: self._stems.get(w, ()) for w in words}
+
+    def _stem(self, conn: Connection, words: list[str]) -> None:
+        """Stem ``words`` with the index's own tokenizer (a TEMP FTS5 table and its vocabulary)."""
+        self._ensure_temp(conn)
         conn.exec_driver_sql("DELETE FROM temp.headroom_qterms")
         conn.exec_driver_sql(
             "INSERT INTO temp.headroom_qterms(rowid, t) VALUES (?, ?)",
@@ -252,11 +314,6 @@ class FTS5TextIndex:
             self._stems.clear()
         for i, word in enumerate(words):
             self._stems[word] = tuple(found.get(i, ()))
-
-    @staticmethod
-    def _row_count(conn: Connection) -> int:
-        row = conn.exec_driver_sql(f"SELECT block FROM {FTS_TABLE}_data WHERE id = 1").fetchone()
-        return _varint(bytes(row[0])) if row is not None and row[0] else 0
 
     def rebuild(self) -> None:
         try:

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import sqlite3
+import threading
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -44,10 +45,12 @@ from headroom.memory.adapters.sql.common import (
 )
 from headroom.memory.adapters.sql.filters import filter_clause
 from headroom.memory.adapters.sql.tables import (
+    MEMORY_SELECT_SQL,
     bytes_to_vectors,
     memory_to_values,
     row_to_memory,
     table_metadata,
+    values_to_memory,
     vector_to_bytes,
 )
 from headroom.memory.adapters.sqlite.connect import create_sqlite_engine
@@ -112,6 +115,9 @@ class SQLModelMemoryStore(SqlStoreBase):
         self._engine: Engine | None = None
         self.database_id = ""
         """A random id stored in the database; derived index files record it (see open())."""
+        self._probe: Any = None  # a DB-API connection kept for current_seq()
+        self._probe_lock = threading.Lock()
+        self._probe_state: tuple[int, int] | None = None  # (data_version, seq) last read
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -304,24 +310,27 @@ class SQLModelMemoryStore(SqlStoreBase):
     @_translate_errors
     def get_by_pks(self, pks: Sequence[int]) -> dict[int, Memory]:
         out: dict[int, Memory] = {}
-        with self._read() as conn:
+        with self._read() as conn:  # the search hot path: driver-level SQL, positional rows
             for start in range(0, len(pks), 500):
-                chunk = [int(p) for p in pks[start : start + 500]]
-                for row in conn.execute(select(*MEMORY_COLUMNS).where(T.pk.in_(chunk))):
-                    out[int(row.pk)] = row_to_memory(row)
+                chunk = tuple(int(p) for p in pks[start : start + 500])
+                sql = f"{MEMORY_SELECT_SQL} WHERE pk IN ({','.join('?' * len(chunk))})"
+                for row in conn.exec_driver_sql(sql, chunk):
+                    out[int(row[0])] = values_to_memory(row)
         return out
 
     @_translate_errors
     def get_vectors(self, pks: Sequence[int]) -> dict[int, FloatArray]:
         out: dict[int, FloatArray] = {}
-        with self._read() as conn:
+        with self._read() as conn:  # the search hot path: driver-level SQL
             for start in range(0, len(pks), 500):
-                chunk = [int(p) for p in pks[start : start + 500]]
-                rows = conn.execute(
-                    select(T.pk, T.embedding).where(T.pk.in_(chunk), T.embedding.is_not(None))
-                ).all()
-                vecs = bytes_to_vectors([r.embedding for r in rows], self._dimension)
-                out.update({int(r.pk): vecs[i] for i, r in enumerate(rows)})
+                chunk = tuple(int(p) for p in pks[start : start + 500])
+                rows = conn.exec_driver_sql(
+                    f"SELECT pk, embedding FROM memories WHERE pk IN ({','.join('?' * len(chunk))})"
+                    " AND embedding IS NOT NULL",
+                    chunk,
+                ).fetchall()
+                vecs = bytes_to_vectors([r[1] for r in rows], self._dimension)
+                out.update({int(r[0]): vecs[i] for i, r in enumerate(rows)})
         return out
 
     @_translate_errors
@@ -342,8 +351,55 @@ class SQLModelMemoryStore(SqlStoreBase):
 
     @_translate_errors
     def current_seq(self) -> int:
+        """The change sequence, read on every search: ``PRAGMA data_version`` on a connection
+        kept for this (it changes only when another connection, of any process, commits) says
+        whether the sequence read last time still holds, so a search on an unchanged store
+        costs microseconds here, not a query through the pool."""
+        with self._probe_lock:
+            if self._probe is None:
+                self._probe = self.engine.raw_connection()
+            cursor = self._probe.cursor()
+            try:
+                version = int(cursor.execute("PRAGMA data_version").fetchone()[0])
+                if self._probe_state is not None and self._probe_state[0] == version:
+                    return self._probe_state[1]
+                seq = int(cursor.execute(
+                    "SELECT value FROM headroom_meta WHERE key = 'seq'").fetchone()[0])  # fmt: skip
+            finally:
+                cursor.close()
+            self._probe_state = (version, seq)  # a commit after the PRAGMA moves it again
+            return seq
+
+    def close(self) -> None:
+        with self._probe_lock:
+            if self._probe is not None:
+                with contextlib.suppress(Exception):
+                    self._probe.close()
+                self._probe, self._probe_state = None, None
+        super().close()
+
+    @_translate_errors
+    def touched_since(
+        self, seq: int, limit: int = 100_000
+    ) -> tuple[int, frozenset[str], npt.NDArray[np.int64]] | None:
+        """What changed after ``seq``, in one snapshot: the sequence now, the users whose rows
+        were written, and the primary keys deleted; None past ``limit`` changed rows (callers
+        then start over). Lets row-id caches keep the entries of users nobody wrote to."""
         with self._read() as conn:
-            return int(conn.execute(select(M.c.value).where(M.c.key == "seq")).scalar_one())
+            now = int(conn.exec_driver_sql(
+                "SELECT value FROM headroom_meta WHERE key = 'seq'").scalar_one())  # fmt: skip
+            if now == seq:
+                return now, frozenset(), np.empty(0, np.int64)
+            changed = conn.exec_driver_sql(
+                "SELECT count(*) FROM memories WHERE change_seq > ?", (seq,)
+            ).scalar_one()
+            if changed > limit:
+                return None
+            users = frozenset(str(u) for (u,) in conn.exec_driver_sql(
+                "SELECT DISTINCT user_id FROM memories WHERE change_seq > ?", (seq,)))  # fmt: skip
+            deleted = np.fromiter((int(p) for (p,) in conn.exec_driver_sql(
+                "SELECT pk FROM memory_deletions WHERE seq > ?", (seq,))), np.int64)  # fmt: skip
+        return now, users, deleted
 
     @_translate_errors
     def changes_since(self, seq: int) -> StoreChanges:
