@@ -254,10 +254,10 @@ class ChatDatabase:
                     raise
                 # a read, or a write whose transaction never reached COMMIT (the server rolled
                 # it back): run once more on a new connection
-                if lost and attempt == 1 and not committing:
+                if lost and attempt == 1 and not (write and committing):
                     logger.warning("PostgreSQL chat store connection lost; retrying once")
                     continue
-                if lost and committing:
+                if lost and write and committing:
                     raise StorageError(
                         "the chat store's PostgreSQL connection dropped while committing: the "
                         f"write may or may not have been applied ({_first_line(exc)})"
