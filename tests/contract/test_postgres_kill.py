@@ -243,4 +243,15 @@ def test_llamaindex_chat_store_killed_mid_write_and_between(
     store.add_message("k", ChatMessage(role="user", content="three"))  # a new connection
     kill_idle(postgres_server)
     assert [m.content for m in store.get_messages("k")] == ["one", "two", "three"]
+    conn = db._pg.conn  # type: ignore[union-attr]
+    real_commit = conn.commit
+
+    def commit() -> None:  # the link drops just before COMMIT reaches the server
+        terminate(postgres_server, conn.info.backend_pid)
+        real_commit()
+
+    conn.commit = commit  # type: ignore[method-assign]
+    with pytest.raises(StorageError, match="while committing"):
+        store.add_message("k", ChatMessage(role="user", content="four"))
+    assert [m.content for m in store.get_messages("k")] == ["one", "two", "three"]
     store.close()
