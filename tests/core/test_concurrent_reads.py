@@ -144,3 +144,30 @@ def test_cached_results_follow_a_write_by_another_process(tmp_path: Path) -> Non
         assert contents == {"User likes herons", "User photographs herons"}
     finally:
         hm.sync.close()
+
+
+def test_a_cache_hit_is_answered_without_a_reader_thread(tmp_path: Path) -> None:
+    hm = HierarchicalMemory.create_sync(
+        MemoryConfig(db_path=tmp_path / "m.db", vector_dimension=32), embedder=HashEmbedder(32)
+    )
+    try:
+        hm.sync.add("User likes herons", "alice")
+        first = hm.sync.search("herons", "alice")
+        submitted: list[object] = []
+        real_submit = hm._readers.submit
+
+        def spy(fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            submitted.append(fn)
+            return real_submit(fn, *args, **kwargs)
+
+        hm._readers.submit = spy  # type: ignore[method-assign]
+        again = hm.sync.search("herons", "alice")
+        assert [r.memory.id for r in again] == [r.memory.id for r in first] and not submitted
+        again.clear()  # a copy: the cached list is not changed
+        assert len(hm.sync.search("herons", "alice")) == 1 and not submitted
+        hm.sync.add("User photographs herons", "alice")  # the store moved: no stale hit
+        assert len(hm.sync.search("herons", "alice")) == 2 and len(submitted) == 1
+    finally:
+        hm.sync.close()
+    with pytest.raises(ClosedError):
+        hm.sync.search("herons", "alice")

@@ -181,7 +181,7 @@ def test_filtered_search_is_exact_over_allowed_ids(
     ids, vecs = data
     index = make()
     if hasattr(index, "exact_filter_max"):  # exercise the selector and sorted-lookup paths
-        index.exact_filter_max, index.dict_lookup_max = 100, 10
+        index.exact_filter_max, index.recent_positions_max = 100, 10
     index.upsert(ids, vecs)
     rng = np.random.default_rng(5)
     chosen = rng.choice(len(ids), size=max(1, int(fraction * len(ids))), replace=False)
@@ -460,3 +460,85 @@ def test_hnsw_switch_does_not_block_and_replays_writes_made_during_the_build() -
     assert index.search(vecs[690], 1)[0][0] == 690
     live = index.search(vecs[300], 1, VectorFilter(np.array([300, 301])))
     assert live[0][0] == 300
+
+
+def test_writes_made_during_the_hnsw_build_are_added_outside_the_lock() -> None:
+    pytest.importorskip("faiss")
+    import threading
+
+    from headroom.memory.adapters.vector.faiss_index import FaissVectorIndex
+
+    gate = threading.Event()
+    index = FaissVectorIndex(DIM, kind="auto", hnsw_min_entries=300)
+    index.build_catchup_max = 50
+    calls: list[tuple[int, bool]] = []  # (vectors added, index lock free meanwhile)
+
+    def lock_is_free() -> bool:
+        out: list[bool] = []
+
+        def probe() -> None:
+            got = index._lock.acquire(blocking=False)
+            if got:
+                index._lock.release()
+            out.append(got)
+
+        t = threading.Thread(target=probe)
+        t.start()
+        t.join()
+        return out[0]
+
+    class RecordingIndex:
+        def __init__(self, inner: object) -> None:
+            self.inner = inner
+
+        def add(self, x: np.ndarray) -> None:
+            if not calls:
+                assert gate.wait(30)
+            calls.append((len(x), lock_is_free()))
+            self.inner.add(x)  # type: ignore[attr-defined]
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.inner, name)
+
+    make = index._new_index
+    index._new_index = lambda kind: RecordingIndex(make(kind)) if kind == "hnsw" else make(kind)  # type: ignore[method-assign]
+    vecs = clustered(900, seed=8)
+    index.upsert(list(range(400)), vecs[:400])  # crosses: the build starts
+    index.upsert(list(range(400, 900)), vecs[400:])  # 500 writes while it runs
+    index.remove([450])
+    gate.set()
+    assert index.wait_for_build(60) and index.kind == "hnsw"
+    assert calls[0] == (400, True) and calls[1] == (499, True)  # caught up outside the lock
+    assert len(index) == 899
+    assert index.search(vecs[899 - 1], 1)[0][0] == 898
+    assert 450 not in {i for i, _ in index.search(vecs[450], 10)}
+
+
+def test_compacting_an_hnsw_index_runs_in_the_background() -> None:
+    pytest.importorskip("faiss")
+    import threading
+
+    from headroom.memory.adapters.vector.faiss_index import FaissVectorIndex
+
+    index = FaissVectorIndex(DIM, kind="hnsw", hnsw_m=16, hnsw_ef_construction=80)
+    vecs = clustered(500, seed=9)
+    index.upsert(list(range(500)), vecs)
+    gate = threading.Event()
+    make = index._new_index
+
+    def gated(kind: str) -> Any:
+        inner = make(kind)
+        add = inner.add
+        inner.add = lambda x: (gate.wait(30), add(x))  # the background build waits for the test
+        return inner
+
+    index._new_index = gated  # type: ignore[method-assign]
+    index.remove(list(range(150)))  # 30% tombstones: a new graph is built off the caller
+    assert index._dead == 150 and len(index) == 350  # still the tombstoned graph meanwhile
+    assert 0 not in {i for i, _ in index.search(vecs[0], 10)}
+    index.upsert([1000], vecs[:1])  # a write during the build is replayed at the swap
+    gate.set()
+    assert index.wait_for_build(60)
+    assert index._dead == 0 and len(index) == 351 and index.kind == "hnsw"
+    assert index.search(vecs[0], 1)[0][0] == 1000
+    assert index.search(vecs[300], 1)[0][0] == 300

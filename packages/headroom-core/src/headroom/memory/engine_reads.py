@@ -44,6 +44,10 @@ _PKS_CACHE_FILTERS = 256
 _PKS_CACHE_IDS = 2_000_000  # at most ~16 MB of cached row ids
 
 
+def _search_key(query: str, f: MemoryFilter, top_k: int, min_similarity: float, mode: str) -> str:
+    return f"search:{mode}:{top_k}:{min_similarity}:{query}:{f!r}"
+
+
 class EngineReads:
     """Reads and search; mixed into MemoryEngine, which owns the store, indexes and cache."""
 
@@ -117,7 +121,7 @@ class EngineReads:
         seq = int(self.store.current_seq())  # read once per search, shared by every step
         if self.cache is not None:
             self._check_cache(seq)
-            key = f"search:{mode}:{top_k}:{min_similarity}:{query}:{f!r}"
+            key = _search_key(query, f, top_k, min_similarity, mode)
             cached = self.cache.get(key)
             if cached is not None:
                 return list(cached)
@@ -127,6 +131,19 @@ class EngineReads:
         if self.cache is not None and key is not None:
             self._cache_put(key, results, seq)
         return results
+
+    def cached_search(
+        self, query: str, f: MemoryFilter, *, top_k: int, min_similarity: float, mode: str
+    ) -> list[SearchResult] | None:
+        """The cached results of this (validated) search if the store has not changed since they
+        were computed, else None. Cheap enough for the caller's own thread (a lock, a
+        ``PRAGMA data_version`` on SQLite, a dict look-up): a repeated search skips the hop to a
+        reader thread."""
+        if self.cache is None or not query.strip():
+            return None
+        self._check_cache(int(self.store.current_seq()))
+        cached = self.cache.get(_search_key(query, f, top_k, min_similarity, mode))
+        return None if cached is None else list(cached)
 
     def _allowed_pks(self, f: MemoryFilter, seq: int | None) -> npt.NDArray[np.int64]:
         """The primary keys ``f`` allows (sorted), cached per filter.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import ValidationError
+from .errors import HeadroomError, ValidationError
 from .models import Memory, MemoryCategory, SearchResult
 from .ports import MemoryFilter, search_filter
 from .validation import (
@@ -100,6 +100,15 @@ class SyncHierarchicalMemory:
         mode = mode or self._memory.config.search_mode
         check_search_args(query, top_k, min_similarity, mode)
         f = search_filter(user_id, session_id, agent_id, turn_id, **filters)
+        if not self._memory.closed:  # a cache hit is answered here, without a thread hop
+            try:
+                hit = self._engine.cached_search(
+                    query, f, top_k=top_k, min_similarity=min_similarity, mode=mode
+                )
+            except HeadroomError:  # e.g. closed meanwhile: the call below says so
+                hit = None
+            if hit is not None:
+                return hit
         return self._memory._call_sync(
             self._engine.search, query, f, top_k=top_k, min_similarity=min_similarity, mode=mode
         )

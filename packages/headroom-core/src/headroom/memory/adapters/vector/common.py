@@ -1,6 +1,7 @@
 """Helpers shared by the vector index adapters: input checks, top-k and atomic persistence.
 
-Persistence layout (both adapters): ``path`` is an uncompressed ``.npz`` archive written to a
+Persistence layout of the numpy index (and of FAISS indexes saved before format 2, still read;
+the FAISS base + delta layout is in ``faiss_files``): ``path`` is an uncompressed ``.npz`` archive written to a
 temporary file in the same directory and moved into place with :func:`os.replace`; next to it,
 ``<path>.json`` records ``format_version``, ``engine``, ``seq``, ``dimension``, ``count``, ``kind``
 and the blake2b checksum of the archive bytes. The sidecar is written last, so a crash between
@@ -39,7 +40,9 @@ __all__ = [
     "as_id_array",
     "as_query",
     "as_vectors",
+    "atomic_write",
     "read_index_file",
+    "read_sidecar",
     "sidecar_path",
     "top_k",
     "write_index_file",
@@ -142,7 +145,7 @@ def _blake2b_file(path: Path) -> str:
     return "blake2b:" + digest.hexdigest()
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any) -> None:
     """Call ``write(fileobj)`` on a temp file in ``path``'s directory, fsync, then replace."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -166,7 +169,7 @@ def write_index_file(
     """Atomically write ``arrays`` as an ``.npz`` to ``path``, then its checksummed sidecar."""
     try:
         savez: Any = np.savez  # numpy's stub types **kwds as its bool options
-        _atomic_write(path, lambda fh: savez(fh, **arrays))
+        atomic_write(path, lambda fh: savez(fh, **arrays))
         payload = {
             "format_version": FORMAT_VERSION,
             "engine": meta.engine,
@@ -178,15 +181,20 @@ def write_index_file(
             "checksum": _blake2b_file(path),
         }
         data = json.dumps(payload, indent=2).encode()
-        _atomic_write(sidecar_path(path), lambda fh: fh.write(data))
+        atomic_write(sidecar_path(path), lambda fh: fh.write(data))
     except OSError as exc:
         raise IndexError_(f"could not save the vector index to {path}: {exc}") from exc
 
 
-def read_index_file(
-    path: Path, *, engine: str, dimension: int, names: Sequence[str], database_id: str = ""
-) -> tuple[IndexFileMeta, dict[str, npt.NDArray[Any]]] | None:
-    """The sidecar and arrays of a valid persisted index, or None (logged) when it is unusable."""
+def read_sidecar(
+    path: Path,
+    *,
+    engine: str,
+    dimension: int,
+    database_id: str = "",
+    versions: Sequence[int] = (1,),
+) -> tuple[IndexFileMeta, dict[str, Any]] | None:
+    """The checked sidecar of ``path`` (and its raw fields), or None (logged) when unusable."""
     side = sidecar_path(path)
     if not path.exists() or not side.exists():
         logger.info("no persisted vector index at %s; it will be rebuilt", path)
@@ -201,14 +209,15 @@ def read_index_file(
             kind=str(info["kind"]),
             database_id=str(info.get("database_id") or ""),
         )
-        version, checksum = int(info["format_version"]), str(info["checksum"])
+        version = int(info["format_version"])
+        str(info["checksum"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         logger.warning("vector index sidecar %s is unreadable (%s); rebuilding", side, exc)
         return None
-    if version != FORMAT_VERSION or meta.engine != engine:
+    if version not in versions or meta.engine != engine:
         logger.info(
             "vector index %s has format %s/%s, expected %s/%s; rebuilding",
-            path, meta.engine, version, engine, FORMAT_VERSION,
+            path, meta.engine, version, engine, "|".join(map(str, versions)),
         )  # fmt: skip
         return None
     if database_id and meta.database_id != database_id:
@@ -223,8 +232,19 @@ def read_index_file(
             path, meta.dimension, dimension,
         )  # fmt: skip
         return None
+    return meta, info
+
+
+def read_index_file(
+    path: Path, *, engine: str, dimension: int, names: Sequence[str], database_id: str = ""
+) -> tuple[IndexFileMeta, dict[str, npt.NDArray[Any]]] | None:
+    """The sidecar and arrays of a valid persisted ``.npz`` index, or None (logged)."""
+    found = read_sidecar(path, engine=engine, dimension=dimension, database_id=database_id)
+    if found is None:
+        return None
+    meta, info = found
     try:
-        if _blake2b_file(path) != checksum:
+        if _blake2b_file(path) != str(info["checksum"]):
             logger.warning("vector index %s is corrupt (checksum mismatch); rebuilding", path)
             return None
         with np.load(path, allow_pickle=False) as npz:

@@ -1,7 +1,8 @@
 """The FAISS vector index: exact flat while small, HNSW when large, exact filtered search.
 
 Layout: the FAISS index holds vectors at *positions* (FAISS labels 0..ntotal-1); ``_ids`` maps a
-position to its store primary key (-1 once removed or replaced) and ``_pos_of`` maps back. So
+position to its store primary key (-1 once removed or replaced) and ``_map`` (a
+:class:`PositionMap`: sorted arrays, no dict of every id) maps back. So
 replacing or removing a vector only tombstones its position, which works the same way on flat
 and HNSW (HNSW cannot ``remove_ids``); tombstoned positions are excluded through an
 ``IDSelectorBitmap`` and the index is compacted (rebuilt from its own vectors) once more than
@@ -33,6 +34,8 @@ from headroom.memory.adapters.vector.common import (
     as_vectors,
     top_k,
 )
+from headroom.memory.adapters.vector.faiss_persist import FaissPersistence
+from headroom.memory.adapters.vector.positions import PositionMap
 from headroom.memory.errors import ConfigurationError, IndexError_, MissingDependencyError
 from headroom.memory.ports import FloatArray, VectorFilter
 
@@ -43,7 +46,7 @@ logger = logging.getLogger(__name__)
 _KINDS = ("auto", "flat", "hnsw")
 
 
-class FaissVectorIndex(PersistedIndexBase):
+class FaissVectorIndex(FaissPersistence, PersistedIndexBase):
     """A :class:`~headroom.memory.ports.VectorIndex` on FAISS (cosine = inner product).
 
     ``kind="auto"`` starts exact (``IndexFlatIP``) and rebuilds into ``IndexHNSWFlat`` once it holds
@@ -56,14 +59,19 @@ class FaissVectorIndex(PersistedIndexBase):
     exact_filter_fraction = 0.2
     """Larger allowed sets below this fraction of the index are scanned exactly (flat storage with
     a selector); on HNSW, sets above it use HNSW with a selector and a raised efSearch."""
-    dict_lookup_max = 256
-    """Allowed sets up to this size are mapped to positions through a dict, larger ones through
-    a sorted copy of the live ids (rebuilt lazily after writes)."""
+    recent_positions_max = 4096
+    """Ids added since the position map was last sorted are looked up in a dict of at most this
+    many (or 1/16 of the index) entries before it is re-sorted."""
     tombstone_rebuild_fraction = 0.2
     """Compact the index when more than this fraction of its positions are tombstones."""
     background_build = True
     """AUTO builds HNSW in a background thread when it crosses ``hnsw_min_entries`` (searching
     exactly meanwhile); False builds it inside the crossing call."""
+    build_catchup_max = 2048
+    """The background build adds the writes made while it ran in rounds outside the lock, and
+    swaps in once at most this many are left (added under the lock, briefly blocking writers)."""
+    build_catchup_rounds = 8
+    """After this many rounds it swaps in whatever is left (writers outpacing the build)."""
 
     def __init__(
         self,
@@ -93,6 +101,7 @@ class FaissVectorIndex(PersistedIndexBase):
         self._ef_construction = hnsw_ef_construction
         self._ef_search = hnsw_ef_search
         self._build_thread: threading.Thread | None = None
+        self._init_persistence()
         self._reset(self._target_kind(0))
 
     # -- state -------------------------------------------------------------------------------
@@ -101,11 +110,17 @@ class FaissVectorIndex(PersistedIndexBase):
         self._generation = getattr(self, "_generation", 0) + 1  # invalidates a running build
         self._kind = kind
         self._index: Any = self._new_index(kind)
-        self._ids: IntArray = np.empty(0, dtype=np.int64)  # position -> id (-1: tombstone)
-        self._pos_of: dict[int, int] = {}
+        self._id_buf: IntArray = np.empty(0, dtype=np.int64)  # grows by doubling
+        self._ids: IntArray = self._id_buf[:0]  # position -> id (-1: tombstone), a view
+        self._map = PositionMap()
+        self._count = 0  # live vectors
         self._dead = 0
         self._live_bitmap: npt.NDArray[np.uint8] | None = None
-        self._sorted: tuple[IntArray, IntArray] | None = None  # live ids sorted, their positions
+
+    def _set_ids(self, ids: IntArray) -> None:
+        self._id_buf = np.ascontiguousarray(ids, dtype=np.int64)
+        self._ids = self._id_buf[:]
+        self._map.rebuild(self._ids)
 
     def _target_kind(self, count: int) -> str:
         if self._requested != "auto":
@@ -138,17 +153,22 @@ class FaissVectorIndex(PersistedIndexBase):
             self._index.add(vectors)
         except RuntimeError as exc:
             raise IndexError_(f"faiss could not add {len(ids)} vectors: {exc}") from exc
-        self._ids = np.concatenate([self._ids[:start], ids])
-        self._pos_of.update(zip(ids.tolist(), range(start, start + len(ids)), strict=True))
+        end = start + ids.size
+        if end > self._id_buf.size:
+            buf = np.empty(max(end, 2 * self._id_buf.size, 1024), dtype=np.int64)
+            buf[:start] = self._ids[:start]
+            self._id_buf = buf
+        self._id_buf[start:end] = ids
+        self._ids = self._id_buf[:end]
+        self._map.added(ids, start, self._ids, self.recent_positions_max)
 
-    def _tombstone(self, position: int) -> None:
-        self._ids[position] = -1
-        self._dead += 1
+    def _tombstone(self, positions: IntArray) -> None:
+        self._ids[positions] = -1
+        self._dead += int(positions.size)
 
     def _after_mutation(self) -> None:
         self._live_bitmap = None
-        self._sorted = None
-        live = len(self._pos_of)
+        live = self._count
         if live == 0:
             self._reset(self._target_kind(0))
         elif self._kind == "flat" and self._target_kind(live) == "hnsw":
@@ -157,7 +177,11 @@ class FaissVectorIndex(PersistedIndexBase):
             else:
                 self._rebuild("hnsw")
         elif self._dead > self.tombstone_rebuild_fraction * int(self._index.ntotal):
-            self._rebuild(self._target_kind(live))
+            target = self._target_kind(live)
+            if target == "hnsw" and self.background_build:  # compacting a graph takes long
+                self._start_hnsw_build()
+            else:
+                self._rebuild(target)
 
     def _rebuild(self, kind: str) -> None:
         """Rebuild into ``kind`` from the live vectors (drops tombstones)."""
@@ -167,6 +191,7 @@ class FaissVectorIndex(PersistedIndexBase):
         previous = self._kind
         self._reset(kind)
         self._add(ids, vectors)
+        self._count = int(ids.size)
         logger.info(
             "rebuilt the vector index (%s -> %s, %d vectors) in %.2f s",
             previous, kind, len(ids), time.perf_counter() - started,
@@ -175,8 +200,9 @@ class FaissVectorIndex(PersistedIndexBase):
     # -- the flat -> HNSW switch, off the caller's thread ---------------------------------------
 
     def _start_hnsw_build(self) -> None:
-        """Build the HNSW index from a snapshot in a background thread; searches stay exact on
-        the flat index meanwhile, and writes made during the build are replayed at the swap."""
+        """Build an HNSW index from a snapshot of the live vectors in a background thread (the
+        flat -> HNSW switch, or compacting a tombstoned HNSW index); searches go on with the
+        current index meanwhile, and writes made during the build are replayed at the swap."""
         if self._build_thread is not None:
             return
         positions = np.flatnonzero(self._ids >= 0)
@@ -186,8 +212,25 @@ class FaissVectorIndex(PersistedIndexBase):
 
         def run() -> None:
             started = time.perf_counter()
+            covered_ids, covered_pos, batch = ids, positions, vectors
             try:
-                index.add(vectors)
+                for round_ in range(1, self.build_catchup_rounds + 1):
+                    index.add(batch)  # outside the lock: writers and searches go on (flat)
+                    with self._lock:
+                        if generation != self._generation:
+                            self._build_thread = None
+                            return
+                        tail = int(covered_pos[-1]) + 1 if covered_pos.size else 0
+                        extra = tail + np.flatnonzero(self._ids[tail:] >= 0)
+                        if (
+                            extra.size <= self.build_catchup_max
+                            or round_ == self.build_catchup_rounds
+                        ):
+                            break  # the swap adds what is left
+                        # copy the writes made meanwhile; add them outside the lock next round
+                        covered_ids = np.concatenate([covered_ids, self._ids[extra]])
+                        covered_pos = np.concatenate([covered_pos, extra])
+                        batch = self._xb()[extra]
             except Exception:  # pragma: no cover - faiss failure: stay flat, retry later
                 logger.exception("background HNSW build failed; the index stays exact (flat)")
                 with self._lock:
@@ -195,11 +238,12 @@ class FaissVectorIndex(PersistedIndexBase):
                 return
             with self._lock:
                 self._build_thread = None
-                if generation == self._generation and self._kind == "flat":
-                    self._install_hnsw(index, ids, positions)
+                if generation == self._generation:
+                    previous = self._kind
+                    self._install_hnsw(index, covered_ids, covered_pos)
                     logger.info(
-                        "switched the vector index to HNSW (%d vectors) after a %.1f s "
-                        "background build", len(self), time.perf_counter() - started,
+                        "swapped in a new HNSW index (%s -> hnsw, %d vectors) after a %.1f s "
+                        "background build", previous, len(self), time.perf_counter() - started,
                     )  # fmt: skip
 
         self._build_thread = threading.Thread(target=run, name="headroom-hnsw-build", daemon=True)
@@ -216,12 +260,11 @@ class FaissVectorIndex(PersistedIndexBase):
             index.add(np.ascontiguousarray(self._xb()[extra]))
             new_ids = np.concatenate([new_ids, self._ids[extra]])
         index.hnsw.efSearch = self._ef_search
-        self._kind, self._index, self._ids = "hnsw", index, new_ids
-        live = np.flatnonzero(new_ids >= 0)
-        self._pos_of = dict(zip(new_ids[live].tolist(), live.tolist(), strict=True))
-        self._dead = int(new_ids.size - live.size)
+        self._kind, self._index = "hnsw", index
+        self._set_ids(new_ids)
+        live = int(np.count_nonzero(new_ids >= 0))
+        self._count, self._dead = live, int(new_ids.size - live)
         self._live_bitmap = None
-        self._sorted = None
 
     def wait_for_build(self, timeout: float | None = None) -> bool:
         """Wait for a background HNSW build; True when none is running any more."""
@@ -230,21 +273,18 @@ class FaissVectorIndex(PersistedIndexBase):
             thread.join(timeout)
         return self._build_thread is None
 
+    def _map_lookup(self, ids: IntArray) -> IntArray:
+        return self._map.lookup(ids, self._ids)
+
     def _positions_of(self, allowed: IntArray) -> IntArray:
         """Sorted unique live positions of the allowed ids (unknown ids are ignored)."""
-        if allowed.size <= self.dict_lookup_max:
-            get = self._pos_of.get
-            found = (p for p in map(get, allowed.tolist()) if p is not None)
-            return np.unique(np.fromiter(found, dtype=np.int64))
-        if self._sorted is None:  # store pks mostly arrive in order: a stable sort is ~linear
-            live = np.flatnonzero(self._ids >= 0)
-            order = np.argsort(self._ids[live], kind="stable")
-            self._sorted = (self._ids[live][order], live[order])
-        sorted_ids, sorted_pos = self._sorted
-        if sorted_ids.size == 0:
-            return np.empty(0, dtype=np.int64)
-        at = np.minimum(np.searchsorted(sorted_ids, allowed), sorted_ids.size - 1)
-        return np.unique(sorted_pos[at[sorted_ids[at] == allowed]])
+        positions = np.sort(self._map.lookup(allowed, self._ids))
+        positions = positions[np.searchsorted(positions, 0) :]  # drop the unknown (-1)
+        if positions.size > 1:  # sort + adjacent compare: several times faster than np.unique
+            repeated = positions[1:] == positions[:-1]
+            if repeated.any():
+                positions = positions[np.concatenate(([True], ~repeated))]
+        return positions
 
     def _selector(self, positions: IntArray) -> tuple[Any, npt.NDArray[np.uint8]]:
         """An IDSelectorBitmap over positions, and the bitmap it points into (keep it alive)."""
@@ -266,35 +306,42 @@ class FaissVectorIndex(PersistedIndexBase):
         return self._kind
 
     def __len__(self) -> int:
-        return len(self._pos_of)
+        return self._count
 
     def upsert(self, ids: Sequence[int], vectors: FloatArray) -> None:
         id_arr, mat = as_vectors(as_id_array(ids), vectors, self._dimension)
         if id_arr.size == 0:
             return
         with self._lock:
-            old = [self._pos_of.get(i) for i in id_arr.tolist()]
-            new_count = sum(p is None for p in old)
-            if self._max_entries is not None and len(self) + new_count > self._max_entries:
-                raise ConfigurationError(
-                    f"the vector index is limited to {self._max_entries} entries"
-                )
-            self._add(id_arr, mat)  # first: a failed add leaves the index unchanged
-            for position in old:
-                if position is not None:
-                    self._tombstone(position)
+            self._upsert_checked(id_arr, mat)
+            self._note_changed(id_arr)
             self._after_mutation()
+
+    def _upsert_checked(self, id_arr: IntArray, mat: FloatArray) -> None:
+        old = self._map.lookup(id_arr, self._ids)
+        old = old[old >= 0]
+        new_count = int(id_arr.size - old.size)
+        if self._max_entries is not None and self._count + new_count > self._max_entries:
+            raise ConfigurationError(f"the vector index is limited to {self._max_entries} entries")
+        self._add(id_arr, mat)  # first: a failed add leaves the index unchanged
+        self._tombstone(old)
+        self._count += new_count
 
     def remove(self, ids: Sequence[int]) -> None:
         with self._lock:
-            removed = 0
-            for i in as_id_array(ids).tolist():
-                position = self._pos_of.pop(i, None)
-                if position is not None:
-                    self._tombstone(position)
-                    removed += 1
-            if removed:
+            removed = self._remove_checked(as_id_array(ids))
+            if removed.size:
+                self._note_changed(removed)
                 self._after_mutation()
+
+    def _remove_checked(self, id_arr: IntArray) -> IntArray:
+        """Tombstone the live ones of ``id_arr``; returns the ids removed."""
+        positions = np.unique(self._map.lookup(id_arr, self._ids))
+        positions = positions[positions >= 0]
+        removed = self._ids[positions].copy()
+        self._tombstone(positions)
+        self._count -= int(positions.size)
+        return removed
 
     def search(
         self, query: FloatArray, k: int, filter: VectorFilter | None = None
@@ -305,8 +352,10 @@ class FaissVectorIndex(PersistedIndexBase):
         with self._lock:
             if filter is not None and filter.allowed_ids is not None:
                 positions = self._positions_of(as_id_array(filter.allowed_ids))
+                if positions.size and positions.size == self._count:
+                    return self._search_all(q, k)  # every live vector allowed: no selector
                 return self._search_subset(q, k, positions)
-            if not self._pos_of:
+            if not self._count:
                 return []
             return self._search_all(q, k)
 
@@ -342,7 +391,7 @@ class FaissVectorIndex(PersistedIndexBase):
     def _search_all(self, q: FloatArray, k: int) -> list[tuple[int, float]]:
         sel = self._live_selector() if self._dead else None
         hits = self._faiss_search(q, k, sel, ef=self._ef_search)
-        if len(hits) < min(k, len(self._pos_of)):  # HNSW came up short: be exact
+        if len(hits) < min(k, self._count):  # HNSW came up short: be exact
             hits = self._faiss_search(q, k, self._live_selector(), ef=None)
         return hits
 
@@ -354,7 +403,7 @@ class FaissVectorIndex(PersistedIndexBase):
             scores = self._xb()[positions] @ q[0]
             return top_k(self._ids[positions], scores, k)
         sel, _bitmap = self._selector(positions)
-        fraction = n / max(len(self._pos_of), 1)
+        fraction = n / max(self._count, 1)
         if self._kind == "hnsw" and fraction >= self.exact_filter_fraction:
             ef = min(max(self._ef_search, int(2 * k / fraction)), 4096)
             hits = self._faiss_search(q, k, sel, ef=ef)
@@ -365,67 +414,4 @@ class FaissVectorIndex(PersistedIndexBase):
     def clear(self) -> None:
         with self._lock:
             self._reset(self._target_kind(0))
-
-    # -- persistence -------------------------------------------------------------------------
-
-    def save(self, seq: int) -> None:
-        if self._path is None:
-            return
-        with self._lock:
-            try:
-                blob = self._faiss.serialize_index(self._index)
-            except RuntimeError as exc:
-                raise IndexError_(f"faiss could not serialise the index: {exc}") from exc
-            self._write_file(
-                self._path, seq, len(self), self._kind, {"index": blob, "ids": self._ids}
-            )
-
-    def load(self) -> int | None:
-        if self._path is None:
-            return None
-        with self._lock:
-            self._reset(self._target_kind(0))
-            found = self._read_file(self._path, ("index", "ids"))
-            if found is None:
-                return None
-            meta, arrays = found
-            try:
-                # deserialize_index already returns the concrete type; do not downcast_index the
-                # temporary (the owning wrapper would be collected and free the index)
-                index = self._faiss.deserialize_index(arrays["index"])
-            except RuntimeError as exc:
-                logger.warning(
-                    "faiss cannot read the vector index %s (%s); rebuilding", self._path, exc
-                )
-                return None
-            ids = arrays["ids"].astype(np.int64, copy=False)
-            live = ids[ids >= 0]
-            kind = "hnsw" if isinstance(index, self._faiss.IndexHNSWFlat) else "flat"
-            if (
-                kind != meta.kind
-                or not isinstance(index, (self._faiss.IndexHNSWFlat, self._faiss.IndexFlat))
-                or index.metric_type != self._faiss.METRIC_INNER_PRODUCT
-                or index.d != self._dimension
-                or index.ntotal != ids.size
-                or live.size != meta.count
-                or np.unique(live).size != live.size
-            ):
-                logger.warning(
-                    "vector index %s is inconsistent with its sidecar; rebuilding", self._path
-                )
-                return None
-            if kind == "hnsw":
-                index.hnsw.efSearch = self._ef_search
-            self._kind, self._index, self._ids = kind, index, ids.copy()
-            positions = np.flatnonzero(ids >= 0)
-            self._pos_of = dict(zip(live.tolist(), positions.tolist(), strict=True))
-            self._dead = int(ids.size - live.size)
-            target = self._target_kind(len(live))
-            if self._requested != "auto" and target != kind:
-                self._rebuild(target)
-            else:
-                self._after_mutation()
-            logger.info(
-                "loaded the vector index %s (%d vectors, seq %d)", self._path, len(self), meta.seq
-            )
-            return meta.seq
+            self._forget_disk()

@@ -147,6 +147,7 @@ class NumpyVectorIndex(PersistedIndexBase):
             if self._max_entries is not None and meta.count > self._max_entries:
                 logger.warning("vector index %s holds more than max_entries vectors", self._path)
                 return None
-            self._ids, self._vectors, self._count = ids.copy(), vectors.copy(), meta.count
+            # np.load returned fresh arrays of their own: no copy (a load holds one copy)
+            self._ids, self._vectors, self._count = ids, vectors, meta.count
             self._row_of = {i: row for row, i in enumerate(ids.tolist())}
             return meta.seq
