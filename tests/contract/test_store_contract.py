@@ -209,3 +209,15 @@ def test_processes_opening_a_fresh_store_together(store_url: Path | str) -> None
     )
     assert hm.sync.count(MemoryFilter(user_id="u")) == 3
     hm.sync.close()
+
+
+def test_count_without_conditions_counts_every_row(store_url: Path | str) -> None:
+    """A filter with no condition still reads the table (it once counted 1 on any store)."""
+    hm = HierarchicalMemory.create_sync(
+        MemoryConfig(db_path=store_url, vector_dimension=64), embedder=HashEmbedder(64)
+    )
+    everything = MemoryFilter(include_superseded=True)
+    assert hm.sync.count(everything) == 0
+    hm.sync.add_batch([{"content": f"fact {i}", "user_id": f"u{i % 2}"} for i in range(3)])
+    assert hm.sync.count(everything) == 3 == len(hm.sync.query(everything))
+    hm.sync.close()

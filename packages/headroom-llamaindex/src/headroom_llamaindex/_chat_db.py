@@ -232,10 +232,12 @@ class ChatDatabase:
 
         for attempt in (1, 2):
             pg = self._pg_connection()
+            committing = False
             try:
                 if write:
                     pg.execute(f"SELECT pg_advisory_xact_lock({_PG_LOCK})")
                 result = fn(pg)
+                committing = True
                 pg.conn.commit()
                 return result
             except BaseException as exc:
@@ -250,9 +252,16 @@ class ChatDatabase:
                     self._pg = None
                 if not isinstance(exc, psycopg.Error):
                     raise
-                if lost and attempt == 1 and not write:  # a read on a dropped connection
+                # a read, or a write whose transaction never reached COMMIT (the server rolled
+                # it back): run once more on a new connection
+                if lost and attempt == 1 and not (write and committing):
                     logger.warning("PostgreSQL chat store connection lost; retrying once")
                     continue
+                if lost and write and committing:
+                    raise StorageError(
+                        "the chat store's PostgreSQL connection dropped while committing: the "
+                        f"write may or may not have been applied ({_first_line(exc)})"
+                    ) from exc
                 raise StorageError(f"chat store database error: {_first_line(exc)}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -279,12 +279,20 @@ class MemoryEngine(EngineReads):
             seq = self._check_cache()
             memory = self.cache.get("id:" + memory_id)
         if memory is None:
-            memory = self.store.get(memory_id)
+            memory = self.store.get(memory_id, **self._by_user(user_id))
+            if memory is None and self._by_user(user_id):  # another user's, or missing?
+                memory = self.store.get(memory_id)
             if memory is not None and self.cache is not None:
                 self._cache_put("id:" + memory_id, memory, seq)
         if memory is not None and user_id is not None and memory.user_id != user_id:
             raise AccessDeniedError(f"memory {memory_id!r} belongs to another user")
         return memory
+
+    def _by_user(self, user_id: str | None) -> dict[str, str]:
+        """``user_id=`` for a store that routes look-ups by id to the owner (sharding)."""
+        if user_id is None or not getattr(self.store, "routes_by_user", False):
+            return {}
+        return {"user_id": user_id}
 
     def require(self, memory_id: str, user_id: str | None = None) -> Memory:
         memory = self.get(memory_id, user_id)
@@ -336,7 +344,7 @@ class MemoryEngine(EngineReads):
         ids = [memory_id]
         if include_history:  # the chain of the memory's owner only
             ids = [m.id for m in self.history(memory_id) if m.user_id == memory.user_id]
-        deleted = self.store.delete(ids)
+        deleted = self.store.delete(ids, **self._by_user(memory.user_id))
         self.sync_index()
         self._after_write()
         return deleted > 0
@@ -394,7 +402,7 @@ class MemoryEngine(EngineReads):
         seen = {start.id}
         cur = start
         while cur.supersedes and cur.supersedes not in seen:
-            prev = self.store.get(cur.supersedes)
+            prev = self.store.get(cur.supersedes, **self._by_user(start.user_id))
             if prev is None or prev.user_id != start.user_id:
                 break
             chain.insert(0, prev)
@@ -402,7 +410,7 @@ class MemoryEngine(EngineReads):
             cur = prev
         cur = start
         while cur.superseded_by and cur.superseded_by not in seen:
-            nxt = self.store.get(cur.superseded_by)
+            nxt = self.store.get(cur.superseded_by, **self._by_user(start.user_id))
             if nxt is None or nxt.user_id != start.user_id:
                 break
             chain.append(nxt)

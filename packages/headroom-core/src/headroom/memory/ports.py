@@ -82,9 +82,13 @@ class MemoryFilter:
 
 @dataclass
 class VectorFilter:
-    """Restricts a vector search to a set of store primary keys (exact, filter before ranking)."""
+    """Restricts a vector search to a set of store primary keys (exact, filter before ranking).
+
+    ``user_id``, when given, is the owner of every allowed id: an index that lives in a sharded
+    database may use it to route the search to one shard (others ignore it)."""
 
     allowed_ids: npt.NDArray[np.int64] | None = None
+    user_id: str | None = None
 
 
 @dataclass
@@ -178,6 +182,10 @@ class MemoryStore(Protocol):
 
     Every write bumps the store's sequence number in the same transaction, so derived indexes
     and caches (also in other processes) can tell whether they are stale.
+
+    A store whose ``routes_by_user`` attribute is true (PostgreSQL) also accepts the owner as an
+    optional keyword, ``user_id=``, in ``get``, ``get_by_pks``, ``get_vectors`` and ``delete``,
+    and then only touches that user's rows (so a user-sharded database reads one shard).
     """
 
     def open(self, *, embedder_model: str, dimension: int) -> None: ...

@@ -26,6 +26,7 @@ from headroom.memory.errors import (
 
 __all__ = [
     "VECTOR_EXTENSION_HINT",
+    "commit_or_fail",
     "create_pg_engine",
     "ensure_vector_extension",
     "is_connection_error",
@@ -91,11 +92,12 @@ def create_pg_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 10)
         raise ConfigurationError(f"invalid PostgreSQL URL {redact(url)}: {exc}") from exc
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
         try:
             register_vector(dbapi_conn)
         except Exception:  # the extension is created after the first connection
             dbapi_conn.rollback()
+            record.info["vector_unregistered"] = True
 
     return engine
 
@@ -107,6 +109,9 @@ def ensure_vector_extension(engine: Engine) -> None:
         present = conn.exec_driver_sql(check).first()
         conn.rollback()
         if present:
+            if conn.info.get("vector_unregistered"):
+                # another process created it after this connection opened: reconnect to register
+                conn.invalidate()
             return
         try:
             # processes opening a fresh database together: one creates, the others wait and see it
@@ -140,7 +145,13 @@ def is_connection_error(exc: BaseException) -> bool:
 
 
 def translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Run ``fn``; database failures become StorageError (reads are retried once on a lost link)."""
+    """Run ``fn``; database failures become StorageError.
+
+    Functions marked :func:`retried` run once more after a lost connection: reads, and writes
+    whose transaction never reached COMMIT (the server rolls such a transaction back, so the
+    second run cannot apply anything twice; a connection lost *during* COMMIT is reported by
+    :func:`commit_or_fail` as a StorageError instead, never retried).
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -167,6 +178,19 @@ def translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def retried(fn: Callable[P, R]) -> Callable[P, R]:
-    """Mark a read as safe to retry once after a lost connection (use under translate_errors)."""
+    """Mark ``fn`` as safe to run again after a lost connection (use under translate_errors)."""
     fn._headroom_retry = True  # type: ignore[attr-defined]
     return fn
+
+
+def commit_or_fail(commit: Callable[[], None], where: str) -> None:
+    """Commit; a connection lost meanwhile is a StorageError saying the outcome is unknown."""
+    try:
+        commit()
+    except (SQLAlchemyError, OSError) as exc:
+        if not is_connection_error(exc):
+            raise
+        raise StorageError(
+            f"the PostgreSQL connection dropped while committing ({where}): the write may or may "
+            f"not have been applied; read before retrying ({_first_line(exc)})"
+        ) from exc

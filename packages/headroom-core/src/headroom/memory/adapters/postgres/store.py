@@ -4,10 +4,19 @@ The same SQLModel tables as the SQLite store (:mod:`headroom.memory.adapters.sql
 dialect differences live here: ``embedding`` is a ``vector(dim)`` column with an HNSW (cosine)
 index, ``search_tsv`` a generated ``tsvector`` with a GIN index, and the JSON filters use jsonb.
 
-Every write is one transaction that bumps ``headroom_meta.seq`` as its last statement (so the row
-lock is held only while committing), which is how caches in any process or host notice writes.
+Every write is one transaction that, as its last statement, adds 1 to one of
+:data:`~headroom.memory.adapters.postgres.schema.SEQ_STRIPES` counter rows of ``headroom_meta``
+(chosen by the server process id); the change sequence is their sum, read in one statement.
+Concurrent writers so rarely wait for each other's row lock (and never for each other's commit
+flush), yet the sequence stays exact: each committed write adds exactly 1 to the sum at the
+instant it commits, so a reader that saw ``S`` has seen every write counted in ``S``, and the
+sum changes whenever anything commits afterwards (this is what caches in any process rely on).
 The vectors and the full-text index live in the same rows, so nothing derived has to catch up:
 ``changes_since`` only reports the sequence number.
+
+Look-ups by id or primary key accept the owner's ``user_id`` (``routes_by_user``): the SQL then
+filters by ``user_id`` too, so a user-sharded deployment (Citus, distribution column
+``user_id``) routes them to one shard. ``update`` and ``supersede`` use the record's own user.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,17 +33,16 @@ from sqlalchemy import (
     Engine,
     bindparam,
     delete,
-    func,
     insert,
     select,
     text,
-    type_coerce,
     update,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from headroom.memory.adapters.postgres.connect import (
+    commit_or_fail,
     create_pg_engine,
     ensure_vector_extension,
     redact,
@@ -41,40 +50,34 @@ from headroom.memory.adapters.postgres.connect import (
     translate_errors,
 )
 from headroom.memory.adapters.postgres.filters import pg_filter_clause
+from headroom.memory.adapters.postgres.reads import PgStoreReads, owned
 from headroom.memory.adapters.postgres.schema import (
     HNSW_DDL,
     LOCK_KEY,
+    SEQ_STRIPES,
     TABLE,
-    D,
     M,
     PgVector,
-    as_array,
     create_schema,
-    int_array,
-    store_stats,
 )
 from headroom.memory.adapters.sql.common import (
-    MEMORY_COLUMNS,
-    SqlStoreBase,
     check_dimension,
     check_meta,
-    close_superseded,
+    context_of_search_text,
     default_search_text,
-    keep_indexed_context,
-    query_statement,
 )
 from headroom.memory.adapters.sql.tables import (
     memory_to_values,
-    row_to_memory,
 )
 from headroom.memory.errors import (
     DimensionMismatchError,
     MemoryNotFoundError,
     ReadOnlyError,
     StorageError,
+    SupersededError,
 )
 from headroom.memory.models import Memory
-from headroom.memory.ports import FloatArray, MemoryFilter, StoreChanges
+from headroom.memory.ports import FloatArray, MemoryFilter
 
 __all__ = ["PostgresMemoryStore"]
 
@@ -83,8 +86,11 @@ logger = logging.getLogger(__name__)
 T = TABLE.c
 
 
-class PostgresMemoryStore(SqlStoreBase):
+class PostgresMemoryStore(PgStoreReads):
     """The PostgreSQL store; any number of processes and hosts may share one database."""
+
+    routes_by_user = True
+    """Look-ups by id / pk take an optional ``user_id`` (see the module docstring)."""
 
     def __init__(
         self,
@@ -197,18 +203,19 @@ class PostgresMemoryStore(SqlStoreBase):
                 f"the memory database {redact(self.url)} was opened read-only "
                 "(MemoryConfig(read_only=True)); open it without read_only to change it"
             )
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
+        with self.engine.connect() as conn:
+            trans = conn.begin()
+            try:
+                yield conn
+            except BaseException:
+                with contextlib.suppress(SQLAlchemyError, OSError):  # a dead link rolls back
+                    trans.rollback()
+                raise
+            commit_or_fail(trans.commit, "write")
 
-    def _bump_seq(self, conn: Connection) -> int:
-        """Call last in a write transaction: the seq row stays locked only until the commit."""
-        value = conn.execute(
-            text(
-                "UPDATE headroom_meta SET value = (CAST(value AS BIGINT) + 1)::text "
-                "WHERE key = 'seq' RETURNING value"
-            )
-        ).scalar_one()
-        return int(value)
+    def _bump_seq(self, conn: Connection) -> None:
+        """Call last in a write transaction: +1 on this backend's stripe of the sequence."""
+        conn.execute(_BUMP_SQL, {"n": SEQ_STRIPES})
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -230,6 +237,7 @@ class PostgresMemoryStore(SqlStoreBase):
     _INSERT = insert(TABLE).values(embedding=bindparam("vec", type_=PgVector()))  # type: ignore[attr-defined]
 
     @translate_errors
+    @retried
     def insert(self, memories: Sequence[Memory], vectors: FloatArray | None) -> list[int]:
         if not memories:
             return []
@@ -260,7 +268,9 @@ class PostgresMemoryStore(SqlStoreBase):
         return pks
 
     @translate_errors
+    @retried
     def update(self, memory: Memory, vector: FloatArray | None) -> None:
+        """Rewrite the record (matched by id and its own user_id)."""
         values: dict[str, Any] = memory_to_values(memory, self._search_text(memory))
         params: dict[str, Any] = {}
         if vector is not None:
@@ -268,16 +278,24 @@ class PostgresMemoryStore(SqlStoreBase):
             params["vec"] = self._vector(vector)
         with self._write() as conn:
             if memory.context is None:  # records read back carry no context: keep the indexed one
-                kept = keep_indexed_context(conn, memory)
-                if kept is not memory:
-                    values["search_text"] = self._search_text(kept)
-            stmt = update(TABLE).where(T.id == memory.id).values(**values)  # type: ignore[attr-defined]
+                old = conn.execute(
+                    select(T.search_text).where(T.user_id == memory.user_id, T.id == memory.id)
+                ).scalar()
+                context = context_of_search_text(old) if old else None
+                if context is not None:
+                    values["search_text"] = self._search_text(replace(memory, context=context))
+            stmt = (
+                update(TABLE)  # type: ignore[attr-defined]
+                .where(T.user_id == memory.user_id, T.id == memory.id)
+                .values(**values)
+            )
             result = conn.execute(stmt, params) if params else conn.execute(stmt)
             if result.rowcount == 0:
                 raise MemoryNotFoundError(f"no memory with id {memory.id!r}")
             self._bump_seq(conn)
 
     @translate_errors
+    @retried
     def supersede(self, old: Memory, new: Memory, vector: FloatArray | None) -> None:
         """Close ``old`` and insert ``new`` atomically; fails if ``old`` was superseded meanwhile.
 
@@ -286,128 +304,53 @@ class PostgresMemoryStore(SqlStoreBase):
         """
         rows = self._rows([new], vector[None, :] if vector is not None else None)
         with self._write() as conn:
-            close_superseded(conn, old)
+            closed = conn.execute(
+                update(TABLE)  # type: ignore[attr-defined]
+                .where(T.user_id == old.user_id, T.id == old.id, T.superseded_by.is_(None))
+                .values(
+                    valid_until=old.valid_until,
+                    superseded_by=old.superseded_by,
+                    updated_at=old.updated_at,
+                )
+            )
+            if closed.rowcount == 0:
+                raise SupersededError(f"memory {old.id!r} is already superseded (or was deleted)")
             self._insert_rows(conn, rows)
             self._bump_seq(conn)
 
     @translate_errors
-    def delete(self, memory_ids: Sequence[str]) -> int:
+    @retried
+    def delete(self, memory_ids: Sequence[str], *, user_id: str | None = None) -> int:
         if not memory_ids:
             return 0
+        where = owned(T.id.in_(list(memory_ids)), user_id)
         with self._write() as conn:
-            pks = [
-                int(r[0])
-                for r in conn.execute(select(T.pk).where(T.id.in_(list(memory_ids))).order_by(T.pk))
-            ]
-            return self._delete_pks(conn, pks) if pks else 0
+            pks = [int(r[0]) for r in conn.execute(select(T.pk).where(where).order_by(T.pk))]
+            return self._delete_pks(conn, pks, user_id) if pks else 0
 
     @translate_errors
+    @retried
     def delete_matching(self, f: MemoryFilter) -> int:
         with self._write() as conn:
             pks = [
                 int(r[0])
                 for r in conn.execute(select(T.pk).where(pg_filter_clause(f)).order_by(T.pk))
             ]
-            return self._delete_pks(conn, pks) if pks else 0
+            return self._delete_pks(conn, pks, f.user_id) if pks else 0
 
-    def _delete_pks(self, conn: Connection, pks: list[int]) -> int:
+    def _delete_pks(self, conn: Connection, pks: list[int], user_id: str | None) -> int:
+        """Delete the rows (PostgreSQL keeps no deletion log: nothing derived replays it)."""
         deleted = 0
         for start in range(0, len(pks), 5000):
             chunk = pks[start : start + 5000]
-            deleted += conn.execute(delete(TABLE).where(T.pk.in_(chunk))).rowcount  # type: ignore[attr-defined]
-        seq = self._bump_seq(conn)
-        conn.execute(insert(D), [{"seq": seq, "pk": pk} for pk in pks])
+            where = owned(T.pk.in_(chunk), user_id)
+            deleted += conn.execute(delete(TABLE).where(where)).rowcount  # type: ignore[attr-defined]
+        self._bump_seq(conn)
         return deleted
 
-    # -- reads ---------------------------------------------------------------------------------
 
-    _EMBEDDING = type_coerce(T.embedding, PgVector()).label("embedding")
-
-    @translate_errors
-    @retried
-    def get(self, memory_id: str) -> Memory | None:
-        with self._read() as conn:
-            row = conn.execute(select(*MEMORY_COLUMNS).where(T.id == memory_id)).first()
-        return row_to_memory(row) if row is not None else None
-
-    @translate_errors
-    @retried
-    def get_by_pks(self, pks: Sequence[int]) -> dict[int, Memory]:
-        if not len(pks):
-            return {}
-        with self._read() as conn:
-            rows = conn.execute(select(*MEMORY_COLUMNS).where(T.pk == func.any(int_array(pks))))
-            return {int(row.pk): row_to_memory(row) for row in rows}
-
-    @translate_errors
-    @retried
-    def get_vectors(self, pks: Sequence[int]) -> dict[int, FloatArray]:
-        if not len(pks):
-            return {}
-        with self._read() as conn:
-            rows = conn.execute(
-                select(T.pk, self._EMBEDDING).where(
-                    T.pk == func.any(int_array(pks)), T.embedding.is_not(None)
-                )
-            ).all()
-        return {int(r.pk): as_array(r.embedding) for r in rows}
-
-    @translate_errors
-    @retried
-    def query(self, f: MemoryFilter) -> list[Memory]:
-        with self._read() as conn:
-            return [row_to_memory(r) for r in conn.execute(query_statement(pg_filter_clause(f), f))]
-
-    @translate_errors
-    @retried
-    def count(self, f: MemoryFilter) -> int:
-        with self._read() as conn:
-            return int(conn.execute(select(func.count()).where(pg_filter_clause(f))).scalar_one())
-
-    @translate_errors
-    @retried
-    def matching_pks(self, f: MemoryFilter) -> npt.NDArray[np.int64]:
-        with self._read() as conn:
-            pks = conn.execute(select(T.pk).where(pg_filter_clause(f))).scalars().all()
-        return np.asarray(pks, dtype=np.int64)
-
-    @translate_errors
-    @retried
-    def current_seq(self) -> int:
-        with self._read() as conn:
-            return int(conn.execute(select(M.c.value).where(M.c.key == "seq")).scalar_one())
-
-    def changes_since(self, seq: int) -> StoreChanges:
-        """Vectors live in the rows themselves: there is never anything to replay (no query)."""
-        return StoreChanges(seq=seq)
-
-    @translate_errors
-    @retried
-    def snapshot_vectors(self) -> tuple[int, list[int], FloatArray]:
-        """Every stored vector and the sequence number they are consistent with (one read)."""
-        with self.engine.connect() as conn, conn.begin():
-            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            now = int(conn.execute(select(M.c.value).where(M.c.key == "seq")).scalar_one())
-            rows = conn.execute(
-                select(T.pk, self._EMBEDDING).where(T.embedding.is_not(None)).order_by(T.pk)
-            ).all()
-        vecs = (
-            np.stack([as_array(r.embedding) for r in rows])
-            if rows
-            else np.zeros((0, self._dimension), dtype=np.float32)
-        )
-        return now, [int(r.pk) for r in rows], vecs
-
-    @translate_errors
-    @retried
-    def vector_count(self) -> int:
-        with self._read() as conn:
-            return int(
-                conn.execute(select(func.count()).where(T.embedding.is_not(None))).scalar_one()
-            )
-
-    @translate_errors
-    @retried
-    def stats(self, user_id: str | None = None) -> dict[str, Any]:
-        with self._read() as conn:
-            return store_stats(conn, user_id)
+_BUMP_SQL = text(
+    "UPDATE headroom_meta SET value = (CAST(value AS BIGINT) + 1)::text "
+    "WHERE key = CASE WHEN pg_backend_pid() % :n = 0 THEN 'seq' "
+    "ELSE 'seq:' || (pg_backend_pid() % :n) END"
+)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, exists, func, literal_column, or_, select, true
+from sqlalchemy import and_, exists, func, literal_column, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from headroom.memory.adapters.sql.tables import MemoryRow
@@ -109,7 +109,9 @@ def filter_clause(f: MemoryFilter) -> ColumnElement[bool]:
                 .where(each.c.value.in_(list(f.entity_refs)))
             )
         )
-    return and_(true(), *conds)
+    if not conds:  # name the table, so `SELECT count(*) WHERE ...` counts its rows
+        return T.pk.is_not(None)  # type: ignore[no-any-return]
+    return and_(*conds)
 
 
 def order_clause(order_by: str) -> list[Any]:
