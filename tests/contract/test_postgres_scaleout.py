@@ -246,16 +246,9 @@ def test_search_statements_filter_by_user_id(
     assert hm.sync.search("sailing boat", "alice")
     seen = sql.take()
     assert any("search_tsv" in s for s in seen) and any("<=>" in s for s in seen)
-    # the fetch of ranked rows by primary key (get_by_pks / get_vectors / the exact vector
-    # scan) does not carry the user yet: engine_reads passes only the primary keys. The store
-    # side is ready (test below); these are the statements still to route.
-    assert set(unrouted(seen)) <= {s for s in seen if "= any(" in s.lower()}
-    assert all("search_tsv" not in s for s in unrouted(seen))
+    assert unrouted(seen) == []  # the fetches by primary key carry the user too
 
 
-@pytest.mark.xfail(
-    strict=True, reason="engine_reads does not yet pass user_id to get_by_pks/get_vectors/search"
-)
 def test_search_statements_all_filter_by_user_id(
     traced: tuple[HierarchicalMemory, Statements],
 ) -> None:

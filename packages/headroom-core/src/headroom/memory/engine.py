@@ -20,7 +20,7 @@ import numpy as np
 
 from .config import MemoryConfig
 from .engine_reads import EngineReads
-from .errors import AccessDeniedError, MemoryNotFoundError, SupersededError, ValidationError
+from .errors import SupersededError, ValidationError
 from .models import Memory, MemoryCategory, ScopeLevel, utcnow
 from .ports import (
     Embedder,
@@ -270,36 +270,6 @@ class MemoryEngine(EngineReads):
         if self.store.current_seq() == seq_before + 1:
             self._index_seq = seq_before + 1
 
-    def get(self, memory_id: str, user_id: str | None = None) -> Memory | None:
-        check_id(memory_id, "memory_id")
-        check_optional_id(user_id, "user_id")
-        memory = None
-        seq = -1
-        if self.cache is not None:
-            seq = self._check_cache()
-            memory = self.cache.get("id:" + memory_id)
-        if memory is None:
-            memory = self.store.get(memory_id, **self._by_user(user_id))
-            if memory is None and self._by_user(user_id):  # another user's, or missing?
-                memory = self.store.get(memory_id)
-            if memory is not None and self.cache is not None:
-                self._cache_put("id:" + memory_id, memory, seq)
-        if memory is not None and user_id is not None and memory.user_id != user_id:
-            raise AccessDeniedError(f"memory {memory_id!r} belongs to another user")
-        return memory
-
-    def _by_user(self, user_id: str | None) -> dict[str, str]:
-        """``user_id=`` for a store that routes look-ups by id to the owner (sharding)."""
-        if user_id is None or not getattr(self.store, "routes_by_user", False):
-            return {}
-        return {"user_id": user_id}
-
-    def require(self, memory_id: str, user_id: str | None = None) -> Memory:
-        memory = self.get(memory_id, user_id)
-        if memory is None:
-            raise MemoryNotFoundError(f"no memory with id {memory_id!r}")
-        return memory
-
     def update(
         self,
         memory_id: str,
@@ -394,29 +364,6 @@ class MemoryEngine(EngineReads):
         self.sync_index()
         self._after_write()
         return new.copy()
-
-    def history(self, memory_id: str, user_id: str | None = None) -> list[Memory]:
-        """The whole supersession chain containing ``memory_id``, oldest first."""
-        start = self.require(memory_id, user_id)
-        chain = [start]
-        seen = {start.id}
-        cur = start
-        while cur.supersedes and cur.supersedes not in seen:
-            prev = self.store.get(cur.supersedes, **self._by_user(start.user_id))
-            if prev is None or prev.user_id != start.user_id:
-                break
-            chain.insert(0, prev)
-            seen.add(prev.id)
-            cur = prev
-        cur = start
-        while cur.superseded_by and cur.superseded_by not in seen:
-            nxt = self.store.get(cur.superseded_by, **self._by_user(start.user_id))
-            if nxt is None or nxt.user_id != start.user_id:
-                break
-            chain.append(nxt)
-            seen.add(nxt.id)
-            cur = nxt
-        return chain
 
     def clear_scope(
         self,

@@ -1,4 +1,4 @@
-"""The read path of :class:`~headroom.memory.engine.MemoryEngine`: query, hybrid search, stats.
+"""The read path of :class:`~headroom.memory.engine.MemoryEngine`: get, history, query, hybrid search, stats.
 
 Search is filter-before-rank: the text index is queried with the visibility filter, the vector
 index only over the ids the filter allows, and the two rankings are fused (see
@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .config import MemoryConfig
-from .errors import ValidationError
+from .errors import AccessDeniedError, MemoryNotFoundError, ValidationError
 from .models import Memory, SearchResult, utcnow
 from .ports import (
     Embedder,
@@ -31,7 +31,7 @@ from .ports import (
 )
 from .query_analysis import boost_named_entities
 from .ranking import apply_boosts, fuse_rankings
-from .validation import check_id
+from .validation import check_id, check_optional_id
 
 __all__ = ["EngineReads"]
 
@@ -90,6 +90,59 @@ class EngineReads:
         with self._reads_lock:
             if self._cache_seq == seq:
                 self.cache.put(key, value)
+
+    def get(self, memory_id: str, user_id: str | None = None) -> Memory | None:
+        check_id(memory_id, "memory_id")
+        check_optional_id(user_id, "user_id")
+        memory = None
+        seq = -1
+        if self.cache is not None:
+            seq = self._check_cache()
+            memory = self.cache.get("id:" + memory_id)
+        if memory is None:
+            memory = self.store.get(memory_id, **self._by_user(user_id))
+            if memory is None and self._by_user(user_id):  # another user's, or missing?
+                memory = self.store.get(memory_id)
+            if memory is not None and self.cache is not None:
+                self._cache_put("id:" + memory_id, memory, seq)
+        if memory is not None and user_id is not None and memory.user_id != user_id:
+            raise AccessDeniedError(f"memory {memory_id!r} belongs to another user")
+        return memory
+
+    def _by_user(self, user_id: str | None) -> dict[str, str]:
+        """``user_id=`` for a store that routes look-ups by id to the owner (sharding)."""
+        if user_id is None or not getattr(self.store, "routes_by_user", False):
+            return {}
+        return {"user_id": user_id}
+
+    def require(self, memory_id: str, user_id: str | None = None) -> Memory:
+        memory = self.get(memory_id, user_id)
+        if memory is None:
+            raise MemoryNotFoundError(f"no memory with id {memory_id!r}")
+        return memory
+
+    def history(self, memory_id: str, user_id: str | None = None) -> list[Memory]:
+        """The whole supersession chain containing ``memory_id``, oldest first."""
+        start = self.require(memory_id, user_id)
+        chain = [start]
+        seen = {start.id}
+        cur = start
+        while cur.supersedes and cur.supersedes not in seen:
+            prev = self.store.get(cur.supersedes, **self._by_user(start.user_id))
+            if prev is None or prev.user_id != start.user_id:
+                break
+            chain.insert(0, prev)
+            seen.add(prev.id)
+            cur = prev
+        cur = start
+        while cur.superseded_by and cur.superseded_by not in seen:
+            nxt = self.store.get(cur.superseded_by, **self._by_user(start.user_id))
+            if nxt is None or nxt.user_id != start.user_id:
+                break
+            chain.append(nxt)
+            seen.add(nxt.id)
+            cur = nxt
+        return chain
 
     def query(self, f: MemoryFilter) -> list[Memory]:
         if f.limit is not None and f.limit < 0:
@@ -241,7 +294,7 @@ class EngineReads:
             with self._index_lock:  # never search an index another thread is changing
                 self.sync_index(seq)
                 vector_hits = self.vector_index.search(
-                    qvec, pool, VectorFilter(allowed_ids=allowed)
+                    qvec, pool, VectorFilter(allowed_ids=allowed, user_id=f.user_id)
                 )
         ranked: list[tuple[int, float, float, int | None, int | None]]
         if mode == "text":
@@ -259,14 +312,16 @@ class EngineReads:
             sims = dict(vector_hits)
             missing = [c.pk for c in fused if c.pk not in sims]
             if missing and qvec is not None:
-                for pk, vec in self.store.get_vectors(missing).items():
+                for pk, vec in self.store.get_vectors(missing, **self._by_user(f.user_id)).items():
                     sims[pk] = float(np.dot(vec, qvec))
             ranked = [
                 (c.pk, c.score, sims.get(c.pk, 0.0), c.text_rank, c.vector_rank) for c in fused
             ]
         if mode != "text":
             ranked = [r for r in ranked if r[2] >= min_similarity]
-        memories = self.store.get_by_pks([r[0] for r in ranked[: max(top_k * 3, top_k + 10)]])
+        memories = self.store.get_by_pks(
+            [r[0] for r in ranked[: max(top_k * 3, top_k + 10)]], **self._by_user(f.user_id)
+        )
         now = utcnow()
         results = []
         for pk, score, sim, trank, vrank in ranked:
