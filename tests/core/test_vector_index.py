@@ -542,3 +542,21 @@ def test_compacting_an_hnsw_index_runs_in_the_background() -> None:
     assert index._dead == 0 and len(index) == 351 and index.kind == "hnsw"
     assert index.search(vecs[0], 1)[0][0] == 1000
     assert index.search(vecs[300], 1)[0][0] == 300
+
+
+def test_faiss_similarities_of_stored_ids(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from headroom.memory.adapters.vector.faiss_index import FaissVectorIndex
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(50, 16)).astype(np.float32)
+    index = FaissVectorIndex(16)
+    index.upsert(list(range(100, 150)), vectors)
+    q = rng.normal(size=16).astype(np.float32)
+    sims = index.similarities(q, [100, 149, 7, 120])
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    qn = q / np.linalg.norm(q)
+    assert set(sims) == {100, 149, 120}  # 7 is not stored
+    for pk, sim in sims.items():
+        assert sim == pytest.approx(float(unit[pk - 100] @ qn), abs=1e-5)
+    index.remove([120])
+    assert 120 not in index.similarities(q, [120])

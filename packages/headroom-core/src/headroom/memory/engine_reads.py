@@ -251,6 +251,22 @@ class EngineReads:
                     del self._pks_cache[key]
             self._pks_seq = now
 
+    def _similarities(
+        self, qvec: FloatArray, pks: list[int], user_id: str | None
+    ) -> dict[int, float]:
+        """Cosine similarity of the query to memories the vector side did not rank: from the
+        vector index's own copies when it has them, else from the store's."""
+        from_index = getattr(self.vector_index, "similarities", None)
+        sims: dict[int, float] = {}
+        if from_index is not None:
+            with self._index_lock:
+                sims = from_index(qvec, pks)
+        rest = [pk for pk in pks if pk not in sims]
+        if rest:
+            for pk, vec in self.store.get_vectors(rest, **self._by_user(user_id)).items():
+                sims[pk] = float(np.dot(vec, qvec))
+        return sims
+
     def _search_uncached(
         self,
         query: str,
@@ -312,8 +328,7 @@ class EngineReads:
             sims = dict(vector_hits)
             missing = [c.pk for c in fused if c.pk not in sims]
             if missing and qvec is not None:
-                for pk, vec in self.store.get_vectors(missing, **self._by_user(f.user_id)).items():
-                    sims[pk] = float(np.dot(vec, qvec))
+                sims.update(self._similarities(qvec, missing, f.user_id))
             ranked = [
                 (c.pk, c.score, sims.get(c.pk, 0.0), c.text_rank, c.vector_rank) for c in fused
             ]

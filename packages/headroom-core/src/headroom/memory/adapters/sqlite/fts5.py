@@ -196,14 +196,12 @@ class FTS5TextIndex:
             with self._store.engine.connect() as conn:
                 self._ensure_temp(conn)
                 with conn.begin():
-                    with self._lock:
-                        total, avgdl = fts5_totals(conn)
-                        chosen = self._informative(conn, words, total)
-                        # one bm25 phrase per chosen word, as in the FTS5 query (two words with
-                        # one stem count twice there too)
-                        df, stems = self._df, self._stems
-                        weighted = [(t, bm25_idf(total, df[t]))
-                                    for w in chosen for t in stems[w] if df.get(t, 0) > 0]  # fmt: skip
+                    total, avgdl = fts5_totals(conn)
+                    chosen, stems, df = self._choose(conn, words, total)
+                    # one bm25 phrase per chosen word, as in the FTS5 query (two words with one
+                    # stem count twice there too)
+                    weighted = [(t, bm25_idf(total, df[t]))
+                                for w in chosen for t in stems[w] if df.get(t, 0) > 0]  # fmt: skip
                     hits = self._postings.search(conn, filter.user_id, weighted, k, allowed, avgdl)
         except (OperationalError, DatabaseError) as exc:
             raise IndexError_(f"full-text search failed: {exc}") from exc
@@ -217,8 +215,7 @@ class FTS5TextIndex:
             return []
         try:
             with self._store.engine.connect() as conn:
-                with self._lock:
-                    terms = self._informative(conn, words)
+                terms = self._informative(conn, words)
                 if not terms:
                     return []
                 match = f"search_text : ({_or(terms)})"
@@ -240,34 +237,43 @@ class FTS5TextIndex:
     def _informative(
         self, conn: Connection, words: list[str], total: int | None = None
     ) -> list[str]:
+        """The words worth querying (see :meth:`_choose`)."""
+        return self._choose(conn, words, total)[0]
+
+    def _choose(
+        self, conn: Connection, words: list[str], total: int | None = None
+    ) -> tuple[list[str], dict[str, tuple[str, ...]], dict[str, int]]:
         """The words worth querying: bm25 weight > 0 (fewer than half the rows contain them),
-        rarest first, at most MAX_QUERY_TERMS; the single rarest word when none qualifies.
+        rarest first, at most MAX_QUERY_TERMS; the single rarest word when none qualifies. Also
+        returns the stems of ``words`` and the document frequencies of those stems.
 
         Stems are cached for good; non-zero document frequencies until the row count moves by
         1% (a frequency that drifts that little does not change which terms are dropped); terms
         in no row are looked up again on every query, so a new word is found at once. ``total``
-        is the FTS5 row count when the caller has read it."""
+        is the FTS5 row count when the caller has read it. SQL runs outside the lock (only the
+        cache updates take it), so concurrent searches never wait on another one's look-ups."""
         if total is None:
             total = fts5_totals(conn)[0]
-        if abs(total - self._df_rows) > max(10, total // 100):  # >1% more or fewer rows: reread
-            self._df.clear()
-            self._df_rows = total
-        unknown = [w for w in words if w not in self._stems]
-        if unknown:
-            self._stem(conn, unknown)
-        missing = sorted({t for w in words for t in self._stems[w] if t not in self._df})
+        with self._lock:
+            if abs(total - self._df_rows) > max(10, total // 100):  # >1% rows moved: reread
+                self._df = {}
+                self._df_rows = total
+            cached_df = self._df
+        stems = self._stems_of(conn, words)
+        missing = sorted({t for w in words for t in stems[w] if t not in cached_df})
+        df = {t: cached_df[t] for w in words for t in stems[w] if t in cached_df}
         if missing:
             marks = ",".join("?" * len(missing))
             found = {str(t): int(d) for t, d in conn.exec_driver_sql(
                 f"SELECT term, doc FROM temp.{FTS_TABLE}_vocab WHERE term IN ({marks})",
                 tuple(missing),
             )}  # fmt: skip
-            self._df.update(found)  # absent terms are not cached: they are looked up again
-        df = self._df
-        stems = {i: self._stems[w] for i, w in enumerate(words)}
+            df.update(found)
+            with self._lock:  # absent terms are not cached: they are looked up again
+                self._df.update(found)
         scored: list[tuple[int, int, str]] = []
         for i, word in enumerate(words):
-            terms = stems.get(i)
+            terms = stems[word]
             if not terms:
                 continue
             freq = max(df.get(t, 0) for t in terms)
@@ -275,10 +281,10 @@ class FTS5TextIndex:
                 continue  # in no row right now: cannot match
             scored.append((freq, i, word))
         if not scored:
-            return []
+            return [], stems, df
         scored.sort()
         keep = [s for s in scored if 2 * s[0] < total][:MAX_QUERY_TERMS] or scored[:1]
-        return [word for _, _, word in sorted(keep, key=lambda s: s[1])]
+        return [word for _, _, word in sorted(keep, key=lambda s: s[1])], stems, df
 
     @contextlib.contextmanager
     def _postings_connection(self) -> Iterator[Connection]:
@@ -298,14 +304,24 @@ class FTS5TextIndex:
 
     def _stem_words(self, conn: Connection, words: list[str]) -> dict[str, tuple[str, ...]]:
         """Stems of ``words`` (cached), for the in-memory postings."""
-        with self._lock:
-            unknown = [w for w in words if w not in self._stems]
-            if unknown:
-                self._stem(conn, unknown)
-            return {w: self._stems.get(w, ()) for w in words}
+        return self._stems_of(conn, words)
 
-    def _stem(self, conn: Connection, words: list[str]) -> None:
-        """Stem ``words`` with the index's own tokenizer (a TEMP FTS5 table and its vocabulary)."""
+    def _stems_of(self, conn: Connection, words: list[str]) -> dict[str, tuple[str, ...]]:
+        """Stems of ``words``: cached ones, the others stemmed on ``conn`` (outside the lock)."""
+        cached = self._stems
+        unknown = [w for w in words if w not in cached]
+        if not unknown:
+            return {w: cached[w] for w in words}
+        found = self._stem(conn, unknown)
+        with self._lock:
+            if len(self._stems) + len(found) > self.stem_cache_size:
+                self._stems = {}
+            self._stems.update(found)
+        return {w: found[w] if w in found else cached[w] for w in words}
+
+    def _stem(self, conn: Connection, words: list[str]) -> dict[str, tuple[str, ...]]:
+        """Stem ``words`` with the index's own tokenizer (a TEMP FTS5 table and its vocabulary
+        on ``conn``, which is this thread's)."""
         self._ensure_temp(conn)
         conn.exec_driver_sql("DELETE FROM temp.headroom_qterms")
         conn.exec_driver_sql(
@@ -315,10 +331,7 @@ class FTS5TextIndex:
         found: dict[int, list[str]] = {}
         for doc, term in conn.exec_driver_sql("SELECT doc, term FROM temp.headroom_qterms_v"):
             found.setdefault(int(doc), []).append(str(term))
-        if len(self._stems) + len(words) > self.stem_cache_size:
-            self._stems.clear()
-        for i, word in enumerate(words):
-            self._stems[word] = tuple(found.get(i, ()))
+        return {word: tuple(found.get(i, ())) for i, word in enumerate(words)}
 
     def rebuild(self) -> None:
         try:

@@ -359,6 +359,20 @@ class FaissVectorIndex(FaissPersistence, PersistedIndexBase):
                 return []
             return self._search_all(q, k)
 
+    def similarities(self, query: FloatArray, ids: Sequence[int]) -> dict[int, float]:
+        """Cosine similarity of ``query`` to each stored id (ids not stored are left out): the
+        engine scores fused candidates the vector side did not return without reading the
+        store's copies of their vectors."""
+        q = as_query(query, self._dimension)
+        id_arr = as_id_array(ids)
+        with self._lock:
+            positions = self._map.lookup(id_arr, self._ids)
+            found = positions >= 0
+            if not found.any():
+                return {}
+            scores = self._xb()[positions[found]] @ q[0]
+        return dict(zip(id_arr[found].tolist(), scores.tolist(), strict=True))
+
     def _exact(self, q: FloatArray, k: int, positions: IntArray) -> list[tuple[int, float]]:
         scores = self._xb()[positions] @ q[0]
         return top_k(self._ids[positions], scores, k)
