@@ -139,6 +139,15 @@ def bench_db(size: int, users: int, repeat: int) -> dict[str, object]:
             res[f"search_{mode}"] = time_calls(
                 lambda mode=mode: hm.sync.search(query(), user(), top_k=10, mode=mode), repeat
             )
+        from headroom.memory.ports import search_filter
+
+        engine = hm._engine  # the engine alone: no reader-thread hop, no argument checks
+        res["search_hybrid_engine_only"] = time_calls(
+            lambda: engine.search(
+                query(), search_filter(user()), top_k=10, min_similarity=0.0, mode="hybrid"
+            ),
+            repeat,
+        )
         res["search_session_scoped"] = time_calls(
             lambda: hm.sync.search(query(), user(), "s7", top_k=10), repeat
         )
@@ -193,7 +202,7 @@ def main() -> None:
     dbs = [bench_db(size, args.users, repeat)]
     if not args.no_store_wide:
         dbs.append(bench_db(size, 1, repeat))
-    ops = ["search_hybrid_first_of_user", "search_hybrid", "search_text", "search_semantic", "search_session_scoped",
+    ops = ["search_hybrid_first_of_user", "search_hybrid", "search_hybrid_engine_only", "search_text", "search_semantic", "search_session_scoped",
            "search_cache_hit", "add_single", "text_query_1kb", "text_query_10kb",
            "text_query_125kb"]  # fmt: skip
     rows = []
