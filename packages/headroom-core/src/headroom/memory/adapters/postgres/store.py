@@ -63,6 +63,7 @@ from headroom.memory.adapters.postgres.schema import (
 from headroom.memory.adapters.sql.common import (
     check_dimension,
     check_meta,
+    close_superseded,
     context_of_search_text,
     default_search_text,
 )
@@ -74,7 +75,6 @@ from headroom.memory.errors import (
     MemoryNotFoundError,
     ReadOnlyError,
     StorageError,
-    SupersededError,
 )
 from headroom.memory.models import Memory
 from headroom.memory.ports import FloatArray, MemoryFilter
@@ -304,17 +304,7 @@ class PostgresMemoryStore(PgStoreReads):
         """
         rows = self._rows([new], vector[None, :] if vector is not None else None)
         with self._write() as conn:
-            closed = conn.execute(
-                update(TABLE)  # type: ignore[attr-defined]
-                .where(T.user_id == old.user_id, T.id == old.id, T.superseded_by.is_(None))
-                .values(
-                    valid_until=old.valid_until,
-                    superseded_by=old.superseded_by,
-                    updated_at=old.updated_at,
-                )
-            )
-            if closed.rowcount == 0:
-                raise SupersededError(f"memory {old.id!r} is already superseded (or was deleted)")
+            close_superseded(conn, old, by_user=True)
             self._insert_rows(conn, rows)
             self._bump_seq(conn)
 

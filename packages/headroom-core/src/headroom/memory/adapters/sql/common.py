@@ -132,11 +132,13 @@ def query_statement(where: ColumnElement[bool], f: MemoryFilter) -> Select[Any]:
     return stmt
 
 
-def close_superseded(conn: Connection, old: Memory, **extra: Any) -> None:
-    """Close ``old``; SupersededError if it was superseded (or deleted) meanwhile."""
+def close_superseded(conn: Connection, old: Memory, *, by_user: bool = False, **extra: Any) -> None:
+    """Close ``old``; SupersededError if it was superseded (or deleted) meanwhile. ``by_user``
+    also names the owner in the statement (a store sharded by user routes it to one shard)."""
+    owner = [T.user_id == old.user_id] if by_user else []
     closed = conn.execute(
         TABLE.update()
-        .where(T.id == old.id, T.superseded_by.is_(None))
+        .where(*owner, T.id == old.id, T.superseded_by.is_(None))
         .values(
             valid_until=old.valid_until,
             superseded_by=old.superseded_by,
