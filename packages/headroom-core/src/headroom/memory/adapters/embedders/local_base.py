@@ -3,12 +3,33 @@ known dimension and the ``embed`` contract around a backend's batch encoder."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+import numpy as np
 
 from headroom.memory.adapters.vector.arrays import as_unit_rows, empty_vectors
 from headroom.memory.ports import FloatArray
 
-__all__ = ["LocalEmbedderBase"]
+__all__ = ["LocalEmbedderBase", "embed_by_length"]
+
+
+def embed_by_length(
+    texts: Sequence[str], size: int, embed: Callable[[list[str]], FloatArray]
+) -> FloatArray:
+    """``embed`` called on chunks of at most ``size`` texts of similar length (a padded batch
+    costs what its longest text costs), the vectors returned in input order."""
+    if len(texts) <= size:
+        return embed(list(texts))
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out: FloatArray | None = None
+    for start in range(0, len(order), size):
+        idx = order[start : start + size]
+        vectors = embed([texts[i] for i in idx])
+        if out is None:
+            out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+        out[idx] = vectors
+    assert out is not None
+    return out
 
 
 class LocalEmbedderBase:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from headroom.memory.adapters.embedders.local_base import LocalEmbedderBase
+from headroom.memory.adapters.embedders.local_base import LocalEmbedderBase, embed_by_length
 from headroom.memory.adapters.embedders.model_files import (
     MINILM_DIMENSION,
     MINILM_VOCAB,
@@ -131,18 +131,7 @@ class OnnxEmbedder(LocalEmbedderBase):
     def _encode(self, texts: list[str]) -> FloatArray:
         """Batches of similar lengths (each batch is padded to its longest text, so mixing a
         long text with short ones would make the short ones cost as much), in input order."""
-        if len(texts) <= self._batch_size:
-            return self._run(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out: FloatArray | None = None
-        for start in range(0, len(order), self._batch_size):
-            idx = order[start : start + self._batch_size]
-            vectors = self._run([texts[i] for i in idx])
-            if out is None:
-                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
-            out[idx] = vectors
-        assert out is not None
-        return out
+        return embed_by_length(texts, self._batch_size, self._run)
 
     def close(self) -> None:
         """Release the session (it is reopened if the embedder is used again)."""

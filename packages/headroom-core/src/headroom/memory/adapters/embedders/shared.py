@@ -14,8 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable, Sequence
 
-import numpy as np
-
+from headroom.memory.adapters.embedders.local_base import embed_by_length
 from headroom.memory.ports import Embedder, FloatArray
 
 __all__ = ["SharedEmbedderHandle", "shared_embedder", "shared_embedder_count"]
@@ -68,20 +67,12 @@ class SharedEmbedderHandle:
         lengths together), so another caller's query waits for one chunk, never for all of a
         big batch."""
         entry = self._live()
-        if len(texts) <= LOCK_CHUNK:
+
+        def locked(chunk: list[str]) -> FloatArray:
             with entry.lock:
-                return entry.inner.embed(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out: FloatArray | None = None
-        for start in range(0, len(order), LOCK_CHUNK):
-            idx = order[start : start + LOCK_CHUNK]
-            with entry.lock:
-                vectors = entry.inner.embed([texts[i] for i in idx])
-            if out is None:
-                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
-            out[idx] = vectors
-        assert out is not None
-        return out
+                return entry.inner.embed(chunk)
+
+        return embed_by_length(texts, LOCK_CHUNK, locked)
 
     def close(self) -> None:
         entry, self._entry = self._entry, None
