@@ -28,6 +28,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -208,20 +209,7 @@ class UserPostings:
 
     def _replay_user(self, conn: Connection, user_id: str, since: int) -> None:
         """Apply one user's changes after ``since`` (deleted and re-written rows)."""
-        code = self._codes[user_id]
-        for (pk,) in conn.exec_driver_sql(
-            "SELECT pk FROM memory_deletions WHERE seq > ?", (since,)
-        ).fetchall():
-            if pk < self._pk_user.size and self._pk_user[pk] == code:
-                self._kill(int(pk))
-        items = [(int(pk), str(text)) for pk, text in conn.exec_driver_sql(
-            "SELECT pk, search_text FROM memories WHERE user_id = ? AND change_seq > ? "
-            "ORDER BY pk", (user_id, since),
-        ).fetchall()]  # fmt: skip
-        for pk, _ in items:
-            self._kill(pk)
-        self._append(conn, user_id, self._users[user_id], items)
-        self._compact_if_needed(user_id)
+        self._apply_changes(conn, since, user_id)
 
     def _catch_up(self, conn: Connection, seq: int) -> bool:
         if self._seq == seq:
@@ -236,24 +224,31 @@ class UserPostings:
             self.clear()
             self._seq = seq
             return True
+        if not self._apply_changes(conn, old, None):
+            return False
+        self._evict()
+        return True
+
+    def _apply_changes(self, conn: Connection, since: int, only: str | None) -> bool:
+        """Drop the rows deleted after ``since`` and re-read the rows written after it, for
+        every cached user (or ``only`` that one); False when the index had to give up."""
         for (pk,) in conn.exec_driver_sql(
-            "SELECT pk FROM memory_deletions WHERE seq > ?", (old,)
+            "SELECT pk FROM memory_deletions WHERE seq > ?", (since,)
         ).fetchall():
-            self._kill(int(pk))
+            self._kill(int(pk))  # a pk of no cached user is ignored
+        sql = "SELECT pk, user_id, search_text FROM memories WHERE change_seq > ?"
+        params: tuple[Any, ...] = (since,)
+        if only is not None:
+            sql, params = sql + " AND user_id = ?", (since, only)
         added: dict[str, list[tuple[int, str]]] = {}
-        for pk, user_id, text in conn.exec_driver_sql(
-            "SELECT pk, user_id, search_text FROM memories WHERE change_seq > ? ORDER BY pk",
-            (old,),
-        ).fetchall():
+        for pk, user_id, text in conn.exec_driver_sql(sql + " ORDER BY pk", params).fetchall():
             if user_id in self._users:
                 self._kill(int(pk))
                 added.setdefault(user_id, []).append((int(pk), str(text)))
         for user_id, items in added.items():
             if not self._append(conn, user_id, self._users[user_id], items):
                 return False
-        for user_id in list(added):
             self._compact_if_needed(user_id)
-        self._evict()
         return True
 
     def _kill(self, pk: int) -> None:
