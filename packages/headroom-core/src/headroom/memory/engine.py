@@ -29,6 +29,7 @@ from .ports import (
     MemoryFilter,
     TextIndex,
     VectorIndex,
+    VisibleSetTextIndex,
 )
 from .query_analysis import check_context
 from .validation import (
@@ -73,6 +74,7 @@ class MemoryEngine(EngineReads):
         self.embedder = embedder
         self.vector_index = vector_index
         self.text_index = text_index
+        self._visible_text = isinstance(text_index, VisibleSetTextIndex)  # decided once
         self.cache = cache
         self._index_seq = -1
         self._saved_seq = -1  # the sequence the index file on disk is consistent with

@@ -27,7 +27,6 @@ from .ports import (
     TextIndex,
     VectorFilter,
     VectorIndex,
-    VisibleSetTextIndex,
 )
 from .query_analysis import boost_named_entities
 from .ranking import apply_boosts, fuse_rankings
@@ -60,6 +59,7 @@ class EngineReads:
     _cache_seq: int
     _pks_cache: OrderedDict[str, tuple[str | None, npt.NDArray[np.int64]]]
     _pks_seq: int  # the store sequence the row-id cache is valid at
+    _visible_text: bool  # the text index ranks within the allowed rows (VisibleSetTextIndex)
     _reads_lock: threading.Lock  # guards the caches below (set by MemoryEngine)
     _index_lock: threading.RLock  # applying changes to / searching the vector index
 
@@ -287,7 +287,7 @@ class EngineReads:
         vector_hits: list[tuple[int, float]] = []
         qvec = None
         allowed = None
-        visible_text = isinstance(self.text_index, VisibleSetTextIndex)
+        visible_text = self._visible_text
         if mode != "text" or visible_text:
             allowed = self._allowed_pks(f, seq)
             if len(allowed) == 0:
